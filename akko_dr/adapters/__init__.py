@@ -1,0 +1,1 @@
+"""Adapters: one per real component behind a port of ``akko_dr.ports``."""

@@ -1,0 +1,150 @@
+"""PostgreSQL adapter: psycopg for SQL, pg_dump and psql for dumps and restores."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql as q
+
+from akko_dr.errors import DrillError, TargetUnavailable
+from akko_dr.ports import Fingerprint
+
+CANARY_TABLE = "dr_canary"
+_TABLES = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2
+"""
+
+
+def redact(dsn: str) -> str:
+    """A DSN without its password, safe for logs and reports."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def fingerprint_with(conn: psycopg.Connection) -> Fingerprint:
+    """Row count and content checksum of every user table, in the connection's snapshot."""
+    out: Fingerprint = {}
+    for schema, table in conn.execute(_TABLES).fetchall():
+        ident = q.Identifier(schema, table)
+        rows, checksum = conn.execute(q.SQL(
+            "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '')"
+            " FROM {} t").format(ident)).fetchone()
+        name = table if schema == "public" else f"{schema}.{table}"
+        out[name] = {"rows": rows, "checksum": checksum}
+    return out
+
+
+class PostgresDatabase:
+    """A PostgreSQL server reached through a DSN template (``{db}`` or path = database)."""
+
+    def __init__(self, dsn: str, bin_dir: Path | None = None, admin_db: str = "postgres") -> None:
+        self._dsn = dsn
+        self._bin = bin_dir
+        self._admin = admin_db
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase({redact(self._dsn)})"
+
+    def dsn(self, name: str) -> str:
+        parts = urlsplit(self._dsn)
+        return urlunsplit(parts._replace(path=f"/{name}"))
+
+    def _tool(self, name: str) -> str:
+        return str(self._bin / name) if self._bin else shutil.which(name) or name
+
+    def _connect(self, name: str, autocommit: bool = True) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.dsn(name), autocommit=autocommit, connect_timeout=5)
+        except psycopg.OperationalError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise TargetUnavailable(f"PostgreSQL unreachable ({redact(self.dsn(name))}): {first}") from None
+
+    def _admin_execute(self, statement: q.Composable) -> None:
+        with self._connect(self._admin) as conn:
+            conn.execute(statement)
+
+    def server_version(self) -> str:
+        with self._connect(self._admin) as conn:
+            return conn.execute("SHOW server_version").fetchone()[0]
+
+    def databases(self) -> list[str]:
+        with self._connect(self._admin) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1")
+            return [r[0] for r in rows.fetchall()]
+
+    def exists(self, name: str) -> bool:
+        return name in self.databases()
+
+    def create(self, name: str) -> None:
+        self._admin_execute(q.SQL("CREATE DATABASE {}").format(q.Identifier(name)))
+
+    def drop(self, name: str) -> None:
+        self._admin_execute(q.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(q.Identifier(name)))
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a database, closing any session still connected to it."""
+        with self._connect(self._admin) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE datname = %s AND pid <> pg_backend_pid()", (old,))
+            conn.execute(q.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                q.Identifier(old), q.Identifier(new)))
+
+    def execute(self, name: str, sql: str) -> None:
+        with self._connect(name) as conn:
+            conn.execute(sql)
+
+    def fingerprint(self, name: str) -> Fingerprint:
+        with self._connect(name) as conn:
+            return fingerprint_with(conn)
+
+    def latest_canary(self, name: str) -> datetime | None:
+        with self._connect(name) as conn:
+            return conn.execute(q.SQL("SELECT max(written_at) FROM {}").format(
+                q.Identifier(CANARY_TABLE))).fetchone()[0]
+
+    def dump(self, name: str, out: Path) -> Fingerprint:
+        """Write a gzipped plain-SQL dump to ``out``; return the fingerprint of the same snapshot."""
+        with self._connect(name, autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            fingerprint = fingerprint_with(conn)
+            cmd = [self._tool("pg_dump"), "--no-owner", "--no-privileges",
+                   f"--snapshot={snapshot}", "-d", self.dsn(name)]
+            with gzip.open(out, "wb") as gz:
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                shutil.copyfileobj(proc.stdout, gz)
+                err = proc.stderr.read().decode(errors="replace")
+                if proc.wait() != 0:
+                    raise DrillError(f"pg_dump of {name} failed: {_last_line(err)}")
+            conn.rollback()
+        return fingerprint
+
+    def load(self, name: str, sql: Path) -> None:
+        """Replay a plain-SQL file into ``name`` in one transaction; stop at the first error."""
+        cmd = [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+               "-d", self.dsn(name), "-f", str(sql)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            line = _last_line(proc.stderr)
+            if any(sign in line for sign in _UNREACHABLE):
+                raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
+            raise DrillError(f"restore into {name} failed: {line}")
+
+
+_UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"

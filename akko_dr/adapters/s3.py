@@ -1,0 +1,69 @@
+"""Object store adapter: any S3-compatible endpoint through boto3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from akko_dr.errors import DrillError, TargetUnavailable
+from akko_dr.ports import StoredObject
+
+_CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempts": 2, "mode": "standard"},
+                 s3={"addressing_style": "path"})
+
+
+class S3ObjectStore:
+    """S3 through boto3; credentials come from the caller or the environment, never from files we write."""
+
+    def __init__(self, endpoint: str | None, region: str = "us-east-1",
+                 access_key: str | None = None, secret_key: str | None = None) -> None:
+        self.endpoint = endpoint or "aws"
+        self.client = boto3.client("s3", endpoint_url=endpoint, region_name=region, config=_CONFIG,
+                                   aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+
+    def __repr__(self) -> str:
+        return f"S3ObjectStore({self.endpoint})"
+
+    def _call(self, what: str, fn, **kwargs):
+        try:
+            return fn(**kwargs)
+        except EndpointConnectionError:
+            raise TargetUnavailable(f"object store unreachable at {self.endpoint} ({what})") from None
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "Error")
+            raise DrillError(f"object store refused {what}: {code}") from None
+        except BotoCoreError as err:
+            raise TargetUnavailable(f"object store error at {self.endpoint} ({what}): {err}") from None
+
+    def put(self, bucket: str, key: str, path: Path, metadata: dict[str, str] | None = None) -> None:
+        with open(path, "rb") as body:
+            self._call(f"put s3://{bucket}/{key}", self.client.put_object, Bucket=bucket, Key=key,
+                       Body=body, Metadata=metadata or {})
+
+    def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
+        self._call(f"put s3://{bucket}/{key}", self.client.put_object, Bucket=bucket, Key=key, Body=body)
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
+        with open(path, "wb") as out:
+            for chunk in resp["Body"].iter_chunks(1 << 20):
+                out.write(chunk)
+
+    def read(self, bucket: str, key: str) -> bytes:
+        resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
+        return resp["Body"].read()
+
+    def list(self, bucket: str, prefix: str = "") -> list[StoredObject]:
+        out: list[StoredObject] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call(f"list s3://{bucket}/{prefix}", self.client.list_objects_v2,
+                              Bucket=bucket, Prefix=prefix, **token)
+            out += [StoredObject(bucket, o["Key"], o["Size"], o["LastModified"])
+                    for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return out
+            token = {"ContinuationToken": page["NextContinuationToken"]}

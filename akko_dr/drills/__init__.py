@@ -1,0 +1,1 @@
+"""Drill logic, one module per playbook drill."""

@@ -1,0 +1,16 @@
+"""Errors the harness raises: each carries a one-line reason for the evidence."""
+
+
+class DrillError(Exception):
+    """A drill step could not be completed; ``str(err)`` is the one-line reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(" ".join(reason.split()))
+
+
+class PolicyError(ValueError):
+    """The policy file is malformed: names the key and what was expected."""
+
+
+class TargetUnavailable(DrillError):
+    """A part of the drill target (S3, PostgreSQL, cluster) cannot be reached."""

@@ -1,0 +1,260 @@
+"""The DR policy: targets, schedules, retention and scope, loaded from a YAML data file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from croniter import croniter
+
+from akko_dr.errors import PolicyError
+
+DEFAULT_POLICY = "akko-2026.04.yaml"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: object, key: str) -> timedelta:
+    """Parse ``2h``/``14d``/``20m`` into a timedelta; ``key`` names it in the error."""
+    match = _DURATION.match(str(text).strip())
+    if not match:
+        raise PolicyError(f"{key}: expected a duration like '2h' or '14d', got {text!r}")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+def format_duration(value: timedelta | float) -> str:
+    """Human form of a duration: ``2h``, ``1h30m``, ``12.4s``."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{n}{u}" for n, u in parts if n) or "0s"
+
+
+@dataclass(frozen=True)
+class TargetClass:
+    """A recovery class of the playbook's Targets table."""
+
+    key: str
+    title: str
+    rto: timedelta
+    rpo: timedelta
+    scenario: str
+
+
+@dataclass(frozen=True)
+class Retention:
+    local: timedelta | None
+    cold: timedelta | None
+    worm: bool = False
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """A row of the Backup schedule table."""
+
+    name: str
+    description: str
+    schedule: str  # a cron expression, or "continuous"
+    retention: Retention
+
+    @property
+    def continuous(self) -> bool:
+        return self.schedule == "continuous"
+
+    def interval(self) -> timedelta:
+        """Longest gap between two runs of the schedule (zero when continuous)."""
+        if self.continuous:
+            return timedelta(0)
+        it = croniter(self.schedule, _CRON_BASE)
+        runs = [it.get_next(float) for _ in range(400)]
+        return timedelta(seconds=max(b - a for a, b in zip(runs, runs[1:])))
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    klass: TargetClass
+    job: BackupJob
+    consumer: str
+
+
+@dataclass(frozen=True)
+class ScopeItem:
+    component: str
+    mechanism: str
+    tool: str
+    klass: TargetClass
+    jobs: tuple[BackupJob, ...]
+
+
+@dataclass(frozen=True)
+class Storage:
+    backups_bucket: str
+    dump_prefix: str
+    audit_bucket: str
+    audit_lock_mode: str
+    audit_lock_retention: timedelta
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The whole playbook policy, validated and cross-referenced."""
+
+    name: str
+    version: str
+    namespace: str
+    classes: dict[str, TargetClass]
+    jobs: dict[str, BackupJob]
+    databases: dict[str, Database]
+    scope: tuple[ScopeItem, ...]
+    storage: Storage
+    drills: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = ""
+
+    def klass(self, title_or_key: str) -> TargetClass:
+        """Find a class by its key (``critical-data``) or title (``Critical data``)."""
+        wanted = title_or_key.strip().lower()
+        for k in self.classes.values():
+            if wanted in (k.key, k.title.lower()):
+                return k
+        raise PolicyError(f"classes: no class named {title_or_key!r} (have {', '.join(self.classes)})")
+
+    def database(self, name: str) -> Database:
+        try:
+            return self.databases[name]
+        except KeyError:
+            raise PolicyError(f"databases: {name!r} is not in the policy") from None
+
+    def drill(self, key: str) -> dict[str, Any]:
+        try:
+            return self.drills[key]
+        except KeyError:
+            raise PolicyError(f"drills: {key!r} is not in the policy") from None
+
+
+_CRON_BASE = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a fixed base keeps interval() deterministic
+
+
+def _need(data: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(data, dict) or key not in data:
+        raise PolicyError(f"{where}{key}: missing (expected {kind.__name__})")
+    value = data[key]
+    if not isinstance(value, kind):
+        raise PolicyError(f"{where}{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _classes(raw: dict[str, Any]) -> dict[str, TargetClass]:
+    out = {}
+    for key, row in _need(raw, "classes", dict, "").items():
+        w = f"classes.{key}."
+        out[key] = TargetClass(
+            key=key,
+            title=_need(row, "title", str, w),
+            rto=parse_duration(_need(row, "rto", str, w), w + "rto"),
+            rpo=parse_duration(_need(row, "rpo", str, w), w + "rpo"),
+            scenario=str(row.get("scenario", "")),
+        )
+    return out
+
+
+def _jobs(raw: dict[str, Any]) -> dict[str, BackupJob]:
+    out = {}
+    for name, row in _need(raw, "jobs", dict, "").items():
+        w = f"jobs.{name}."
+        schedule = _need(row, "schedule", str, w)
+        if schedule != "continuous" and not croniter.is_valid(schedule):
+            raise PolicyError(f"{w}schedule: expected a cron expression or 'continuous', got {schedule!r}")
+        ret = _need(row, "retention", dict, w)
+        local, cold = ret.get("local"), ret.get("cold")
+        out[name] = BackupJob(
+            name=name,
+            description=str(row.get("description", "")),
+            schedule=schedule,
+            retention=Retention(
+                local=parse_duration(local, w + "retention.local") if local is not None else None,
+                cold=parse_duration(cold, w + "retention.cold") if cold is not None else None,
+                worm=bool(ret.get("worm", False)),
+            ),
+        )
+    return out
+
+
+def _ref(table: dict[str, Any], key: Any, where: str) -> Any:
+    if key not in table:
+        raise PolicyError(f"{where}: {key!r} is not defined (expected one of {', '.join(table)})")
+    return table[key]
+
+
+def _policy(raw: Any, source: str) -> Policy:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{source}: expected a mapping at the top level")
+    classes, jobs = _classes(raw), _jobs(raw)
+    databases = {}
+    for name, row in _need(raw, "databases", dict, "").items():
+        w = f"databases.{name}."
+        databases[name] = Database(
+            name=name,
+            klass=_ref(classes, _need(row, "class", str, w), w + "class"),
+            job=_ref(jobs, _need(row, "job", str, w), w + "job"),
+            consumer=_need(row, "consumer", str, w),
+        )
+    scope = []
+    for i, row in enumerate(_need(raw, "scope", list, "")):
+        w = f"scope[{i}]."
+        scope.append(ScopeItem(
+            component=_need(row, "component", str, w),
+            mechanism=_need(row, "mechanism", str, w),
+            tool=str(row.get("tool", "")),
+            klass=_ref(classes, _need(row, "class", str, w), w + "class"),
+            jobs=tuple(_ref(jobs, j, w + "jobs") for j in _need(row, "jobs", list, w)),
+        ))
+    st = _need(raw, "storage", dict, "")
+    lock = _need(st, "audit_lock", dict, "storage.")
+    storage = Storage(
+        backups_bucket=_need(st, "backups_bucket", str, "storage."),
+        dump_prefix=_need(st, "dump_prefix", str, "storage."),
+        audit_bucket=_need(st, "audit_bucket", str, "storage."),
+        audit_lock_mode=_need(lock, "mode", str, "storage.audit_lock."),
+        audit_lock_retention=parse_duration(
+            _need(lock, "retention", str, "storage.audit_lock."), "storage.audit_lock.retention"),
+    )
+    return Policy(
+        name=_need(raw, "name", str, ""),
+        version=_need(raw, "version", str, ""),
+        namespace=_need(raw, "namespace", str, ""),
+        classes=classes,
+        jobs=jobs,
+        databases=databases,
+        scope=tuple(scope),
+        storage=storage,
+        drills=dict(raw.get("drills") or {}),
+        source=source,
+    )
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy file; the packaged AKKO 2026.04 policy by default."""
+    if path is None:
+        text = resources.files("akko_dr.policies").joinpath(DEFAULT_POLICY).read_text()
+        source = DEFAULT_POLICY
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise PolicyError(f"{path}: cannot read policy file ({err.strerror})") from None
+        source = str(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise PolicyError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
+    return _policy(raw, source)

