@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
-from akko_dr.ports import Database, ObjectStore, Orchestrator
+from akko_dr.ports import Database, JobRunner, ObjectStore, Orchestrator
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Target:
     store: ObjectStore
     orchestrator: Orchestrator
     workdir: Path
+    jobs: JobRunner | None = None
+    heal: Callable[[], list[str]] | None = None  # sandbox only: undo damage left by an earlier scenario
     components: dict[str, str] = field(default_factory=dict)
     emulated: list[str] = field(default_factory=list)
     destructive_allowed: bool = False

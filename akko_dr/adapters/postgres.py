@@ -136,13 +136,14 @@ class PostgresDatabase:
                "-d", self.dsn(name), "-f", str(sql)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            line = _last_line(proc.stderr)
-            if any(sign in line for sign in _UNREACHABLE):
+            if any(sign in proc.stderr for sign in _UNREACHABLE):
+                line = proc.stderr.strip().splitlines()[0].removeprefix("psql: error: ")
                 raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
-            raise DrillError(f"restore into {name} failed: {line}")
+            raise DrillError(f"restore into {name} failed: {_last_line(proc.stderr)}")
 
 
-_UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection")
+_UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
+                "Is the server running")
 
 
 def _last_line(text: str) -> str:

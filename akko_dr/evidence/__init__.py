@@ -1,0 +1,1 @@
+"""Evidence: what a run records (``record``) and how it is written (``plugin``, ``html``)."""

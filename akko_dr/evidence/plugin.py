@@ -1,0 +1,151 @@
+"""pytest plugin: records every BDD scenario and writes ``reports/<run-id>/`` evidence.
+
+Writes ``report.html`` (pytest-html, self-contained), ``results.json`` and points
+``reports/latest`` at the run. Steps add figures through the ``evidence`` fixture.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from akko_dr.evidence import html
+from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
+from akko_dr.measure import utcnow
+from akko_dr.targets import new_run_id
+
+RUN = pytest.StashKey[RunRecord]()
+SCENARIO = pytest.StashKey[ScenarioRecord]()
+_STEP_T0 = pytest.StashKey[float]()
+_PYTEST_MARKS = {"parametrize", "usefixtures", "skip", "skipif", "xfail", "filterwarnings"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("akko-dr", "AKKO DR evidence")
+    group.addoption("--evidence-dir", default="reports",
+                    help="where run folders are written (default: reports)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    base = Path(config.getoption("evidence_dir"))
+    if not base.is_absolute():
+        base = config.rootpath / base
+    run_id = new_run_id()
+    run = RunRecord(run_id=run_id, run_dir=base / run_id)
+    config.stash[RUN] = run
+    if not config.getoption("htmlpath", None):
+        config.option.htmlpath = str(run.run_dir / "report.html")
+    config.option.self_contained_html = True
+    config.pluginmanager.register(EvidencePlugin(run), "akko-dr-evidence")
+
+
+def record_of(item: pytest.Item) -> ScenarioRecord:
+    """The evidence record of a test item, created on first use."""
+    if SCENARIO not in item.stash:
+        item.stash[SCENARIO] = ScenarioRecord(nodeid=item.nodeid)
+    return item.stash[SCENARIO]
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> ScenarioRecord:
+    """The current scenario's evidence record: steps add figures and provenance to it."""
+    return record_of(request.node)
+
+
+def pytest_bdd_before_scenario(request, feature, scenario) -> None:
+    rec = record_of(request.node)
+    rec.feature, rec.name = feature.name, scenario.name
+    rec.feature_file = feature.rel_filename
+    rec.tags = sorted(feature.tags | scenario.tags)
+    rec.started_at = utcnow().isoformat()
+    rec.steps = [rec.step(s.keyword, s.name) for s in scenario.steps]
+    request.config.stash[RUN].scenarios.append(rec)
+
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:
+    request.node.stash[_STEP_T0] = time.monotonic()
+
+
+def _finish_step(request, step, status: str, error: str = "") -> None:
+    rec = record_of(request.node).step(step.keyword, step.name)
+    rec.status, rec.error = status, error
+    rec.duration_s = round(time.monotonic() - request.node.stash.get(_STEP_T0, time.monotonic()), 3)
+
+
+def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args) -> None:
+    _finish_step(request, step, "passed")
+
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception) -> None:
+    _finish_step(request, step, "failed", one_line(exception))
+
+
+def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception) -> None:
+    _finish_step(request, step, "failed", f"no step definition: {step.keyword} {step.name}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if "_pytest_bdd_example" not in getattr(item, "fixturenames", ()):
+        return
+    rec = record_of(item)
+    if not rec.name:  # failed or skipped before the scenario started: describe it from the item
+        feature, _, name = (item.function.__doc__ or item.name).partition(": ")
+        rec.feature, rec.name = feature, name or item.name
+        rec.tags = sorted(m.name for m in item.iter_markers() if m.name not in _PYTEST_MARKS)
+        item.config.stash[RUN].scenarios.append(rec)
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        rec.status = "skipped" if report.skipped else ("passed" if report.passed else "failed")
+        if call.excinfo is not None and not report.skipped:
+            rec.error = one_line(call.excinfo.value)
+        elif report.skipped and call.excinfo is not None:
+            rec.error = str(getattr(call.excinfo.value, "msg", call.excinfo.value))
+    if report.when == "call":
+        report.akko_figures = html.figures_cell(rec)
+    if report.when == "teardown":
+        rec.finished_at = utcnow().isoformat()
+        if not report.passed and rec.status == "passed":
+            rec.status, rec.error = "failed", one_line(call.excinfo.value)
+        extras = getattr(report, "extras", [])
+        pytest_html = item.config.pluginmanager.getplugin("html")
+        if pytest_html is not None:
+            extras.append(pytest_html.extras.html(html.scenario(rec)))
+        report.extras = extras
+
+
+class EvidencePlugin:
+    """Report-level hooks that need the run: title, summary, figures column, results.json."""
+
+    def __init__(self, run: RunRecord) -> None:
+        self.run = run
+
+    def pytest_html_report_title(self, report) -> None:
+        report.title = html.title(self.run)
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        prefix.append(html.summary(self.run))
+
+    def pytest_html_results_table_header(self, cells) -> None:
+        cells.insert(2, "<th>RTO / RPO (measured / target)</th>")
+
+    def pytest_html_results_table_row(self, report, cells) -> None:
+        cells.insert(2, f"<td>{getattr(report, 'akko_figures', '')}</td>")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        run = self.run
+        if not run.scenarios:
+            return
+        run.finished_at = utcnow().isoformat()
+        run.write()
+        latest = run.run_dir.parent / "latest"
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run.run_dir.name)

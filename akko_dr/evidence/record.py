@@ -1,0 +1,105 @@
+"""The records a run keeps: per scenario, its steps, figures and provenance; per run, the context."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from akko_dr.errors import DrillError, PolicyError
+from akko_dr.measure import Measurement, utcnow
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message: what the report shows as the reason."""
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    if isinstance(exc, DrillError | PolicyError | AssertionError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+@dataclass
+class StepRecord:
+    keyword: str
+    text: str
+    status: str = "not run"  # passed | failed | not run
+    duration_s: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class ScenarioRecord:
+    """One scenario's evidence; steps fill it through the ``evidence`` fixture."""
+
+    nodeid: str
+    feature: str = ""
+    feature_file: str = ""
+    name: str = ""
+    tags: list[str] = field(default_factory=list)
+    status: str = "not run"  # passed | failed | skipped
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+    rto_seconds: float | None = None
+    rpo_seconds: float | None = None
+    rto_target_seconds: float | None = None
+    rpo_target_seconds: float | None = None
+    target_class: str | None = None
+    verdicts: list[str] = field(default_factory=list)
+    backup: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def measure(self, m: Measurement) -> None:
+        """Record a measured RTO or RPO with its target and verdict."""
+        kind = m.name.lower()
+        setattr(self, f"{kind}_seconds", round(m.measured.total_seconds(), 3))
+        setattr(self, f"{kind}_target_seconds", m.target.total_seconds())
+        self.target_class = m.klass.title
+        self.verdicts.append(m.verdict())
+
+    def step(self, keyword: str, text: str) -> StepRecord:
+        for rec in self.steps:
+            if rec.keyword == keyword and rec.text == text and rec.status == "not run":
+                return rec
+        rec = StepRecord(keyword, text)
+        self.steps.append(rec)
+        return rec
+
+
+@dataclass
+class RunRecord:
+    """A whole run: context an auditor needs, and every scenario."""
+
+    run_id: str
+    run_dir: Path
+    target: str = "sandbox"
+    production: bool = False
+    policy_name: str = ""
+    policy_version: str = ""
+    policy_source: str = ""
+    components: dict[str, str] = field(default_factory=dict)
+    emulated: list[str] = field(default_factory=list)
+    started_at: str = field(default_factory=lambda: utcnow().isoformat())
+    finished_at: str = ""
+    scenarios: list[ScenarioRecord] = field(default_factory=list)
+
+    @property
+    def rehearsal(self) -> bool:
+        return self.target != "live"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        data["rehearsal"] = self.rehearsal
+        data["summary"] = {s: sum(1 for r in self.scenarios if r.status == s)
+                           for s in ("passed", "failed", "skipped")}
+        return data
+
+    def write(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "results.json"
+        path.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
+        return path

@@ -1,0 +1,51 @@
+"""Wiring: builds a ``Target`` for the kind asked for. The one place adapters are chosen."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from akko_dr.errors import DrillError
+from akko_dr.policy import Policy
+from akko_dr.sandbox import Sandbox, start_sandbox
+from akko_dr.targets import Target
+
+TARGET_KINDS = ("sandbox", "live", "docker")
+
+
+def docker_engine_unavailable() -> str | None:
+    """Why the docker target cannot run here (None when an engine answers)."""
+    try:
+        import docker  # noqa: PLC0415
+
+        docker.from_env(timeout=2).ping()
+    except Exception as err:  # noqa: BLE001 (any failure means: no engine)
+        return f"no Docker engine reachable ({type(err).__name__}); docker target skipped"
+    return None
+
+
+def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
+    return Target(kind="sandbox", policy=sandbox.policy, db=sandbox.db, store=sandbox.store,
+                  orchestrator=sandbox.supervisor, workdir=workdir, jobs=sandbox, heal=sandbox.heal, components=sandbox.components,
+                  emulated=["object store: moto S3 emulator (not WORM-compliant)",
+                            "orchestrator: local process supervisor in place of Kubernetes"],
+                  destructive_allowed=True)
+
+
+@contextmanager
+def open_sandbox(policy: Policy, workdir: Path) -> Iterator[tuple[Sandbox, Target]]:
+    """A sandbox started under ``workdir`` and its target; everything is torn down after."""
+    root = workdir / "sandbox"
+    shutil.rmtree(root, ignore_errors=True)
+    with start_sandbox(policy, root=root) as sandbox:
+        yield sandbox, sandbox_target(sandbox, workdir)
+
+
+def live_target(policy: Policy, target_file: Path | None, allow_destructive: bool) -> Target:
+    """A real AKKO cluster from a target file; the live adapters come with the live-cluster issue."""
+    if target_file is None:
+        raise DrillError("the live target needs --target-file (kube context, namespace, endpoints)")
+    raise DrillError("live target adapters are not wired yet (kubernetes orchestrator pending); "
+                     "nothing was touched")

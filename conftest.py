@@ -1,0 +1,66 @@
+"""Picks the drill target (sandbox by default, live by explicit opt-in) and wires its adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from akko_dr.evidence.plugin import RUN
+from akko_dr.policy import Policy, load_policy
+from akko_dr.sandbox import Sandbox
+from akko_dr.targets import Target
+from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_sandbox
+
+pytest_plugins = ["akko_dr.evidence.plugin"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("akko-dr", "AKKO DR evidence")
+    group.addoption("--target", choices=TARGET_KINDS, default="sandbox",
+                    help="where drills run: sandbox (default), live (needs --target-file), docker")
+    group.addoption("--target-file", type=Path, default=None, help="live target description (YAML)")
+    group.addoption("--allow-destructive", action="store_true",
+                    help="live only: let drills change the cluster (otherwise they plan and touch nothing)")
+    group.addoption("--policy", type=Path, default=None, help="policy file (default: AKKO 2026.04)")
+
+
+@pytest.fixture(scope="session")
+def policy(pytestconfig: pytest.Config) -> Policy:
+    policy = load_policy(pytestconfig.getoption("policy"))
+    run = pytestconfig.stash[RUN]
+    run.policy_name, run.policy_version, run.policy_source = policy.name, policy.version, policy.source
+    return policy
+
+
+@pytest.fixture(scope="session")
+def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox | None, Target]]:
+    kind = pytestconfig.getoption("target")
+    run = pytestconfig.stash[RUN]
+    run.target = kind
+    if kind == "docker":
+        pytest.skip(docker_engine_unavailable() or "docker target: adapters arrive with a later issue")
+    if kind == "live":
+        yield None, live_target(policy, pytestconfig.getoption("target_file"),
+                                pytestconfig.getoption("allow_destructive"))
+        return
+    with open_sandbox(policy, tmp_path_factory.mktemp("akko-dr")) as (sandbox, target):
+        run.components = dict(target.components, sandbox_start=f"{sandbox.started_in:.2f}s")
+        run.emulated = list(target.emulated)
+        yield sandbox, target
+
+
+@pytest.fixture(scope="session")
+def target(sandbox_and_target: tuple[Sandbox | None, Target]) -> Target:
+    """The drill target every step talks to."""
+    return sandbox_and_target[1]
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_and_target: tuple[Sandbox | None, Target]) -> Sandbox:
+    """The sandbox itself, for steps that act on it directly (backup jobs, faults)."""
+    if sandbox_and_target[0] is None:
+        pytest.skip("this step needs the sandbox target")
+    return sandbox_and_target[0]

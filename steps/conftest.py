@@ -1,0 +1,70 @@
+"""Steps shared by several features: the platform, its services, its backups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from pytest_bdd import given, parsers, when
+
+from akko_dr.backup import BackupObject, latest_backup
+from akko_dr.canary import wait_for_write
+from akko_dr.drills.restore_database import RestoreDatabaseDrill
+from akko_dr.evidence.record import ScenarioRecord
+from akko_dr.policy import Policy
+from akko_dr.targets import Target, new_run_id
+
+
+@pytest.fixture
+def drill_database(policy: Policy) -> str:
+    """The database Drill 1 restores, named by the policy (the playbook: superset_metadata)."""
+    return policy.drill("drill-1")["database"]
+
+
+@pytest.fixture
+def drill_target(target: Target) -> Target:
+    """The target a drill runs against; a fault step may replace it."""
+    return target
+
+
+@pytest.fixture
+def drill_1(drill_target: Target, drill_database: str,
+            evidence: ScenarioRecord) -> Iterator[RestoreDatabaseDrill]:
+    """One Drill 1 run; whatever happens, it leaves no half-done restore behind."""
+    drill = RestoreDatabaseDrill(drill_target, drill_database, new_run_id())
+    yield drill
+    if drill.validated_at is None:
+        drill.abort()
+    evidence.details.update(drill.evidence())
+    if drill.backup:
+        evidence.backup = drill.backup.provenance()
+
+
+@given("the AKKO platform is running on the drill target")
+def _(target: Target, drill_database: str, evidence: ScenarioRecord) -> None:
+    if target.heal and (healed := target.heal()):
+        evidence.details["re-seeded before the scenario"] = healed
+    assert drill_database in target.db.databases(), f"{drill_database} is missing on the {target.kind} target"
+
+
+@given("the Superset service is writing to the Superset metadata database", target_fixture="write_seen")
+def _(target: Target, drill_database: str) -> datetime:
+    consumer = target.policy.database(drill_database).consumer
+    assert target.orchestrator.running(consumer) >= 1, f"{consumer} is not running"
+    return wait_for_write(target.db, drill_database)
+
+
+@given("a fresh backup of the Superset metadata database is in cold storage", target_fixture="fresh_backup")
+def _(target: Target, drill_database: str, write_seen: datetime) -> BackupObject:
+    job = target.policy.database(drill_database).job.name
+    assert target.jobs is not None, f"the {target.kind} target cannot trigger {job}"
+    run = target.jobs.run_job(job)
+    assert run.succeeded, f"backup job {job} failed: {run.error}"
+    return latest_backup(target.policy, target.store, drill_database)
+
+
+@given(parsers.parse('someone drops the "{table}" table of the Superset metadata database'))
+@when(parsers.parse('someone drops the "{table}" table of the Superset metadata database'))
+def _(drill_1: RestoreDatabaseDrill, table: str) -> None:
+    drill_1.drop_table(table)

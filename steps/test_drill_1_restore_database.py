@@ -1,0 +1,81 @@
+"""Steps of features/drill_1_restore_database.feature (logic: akko_dr/drills/restore_database.py)."""
+
+from __future__ import annotations
+
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from akko_dr.backup import BackupObject
+from akko_dr.canary import wait_for_write
+from akko_dr.drills.restore_database import RestoreDatabaseDrill
+from akko_dr.evidence.record import ScenarioRecord
+from akko_dr.targets import Target
+
+scenarios("drill_1_restore_database.feature")
+
+
+@given("the Superset service has written new data since that backup")
+def _(target: Target, fresh_backup: BackupObject) -> None:
+    wait_for_write(target.db, fresh_backup.database, after=fresh_backup.taken_at)
+
+
+@when("the incident is declared")
+def _(drill_1: RestoreDatabaseDrill) -> None:
+    drill_1.declare_incident()
+
+
+@when("the Superset service is stopped")
+def _(drill_1: RestoreDatabaseDrill) -> None:
+    drill_1.stop_consumer()
+
+
+@when("the latest backup is pulled from cold storage and checked")
+def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord) -> None:
+    evidence.backup = drill_1.pull_latest_backup().provenance()
+
+
+@when("the backup is restored into a separate scratch database")
+def _(drill_1: RestoreDatabaseDrill) -> None:
+    drill_1.restore_to_scratch()
+
+
+@when("the scratch database matches what the backup recorded")
+def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord) -> None:
+    evidence.details["integrity check"] = drill_1.verify_scratch()["method"]
+
+
+@when("the scratch database replaces the damaged one, which is kept for sign-off")
+def _(drill_1: RestoreDatabaseDrill) -> None:
+    drill_1.swap_in()
+
+
+@when("the Superset service is restarted")
+def _(drill_1: RestoreDatabaseDrill) -> None:
+    drill_1.restart_consumer()
+
+
+@then("the Superset service is validated on the restored database")
+def _(drill_1: RestoreDatabaseDrill) -> None:
+    drill_1.validate_service()
+
+
+@then(parsers.parse('the "{table}" table is back'))
+def _(drill_1: RestoreDatabaseDrill, table: str) -> None:
+    assert drill_1.table_exists(table), f"table {table} is still missing from {drill_1.database}"
+
+
+@then(parsers.parse("the recovery time is within the {klass} RTO"))
+def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord, klass: str) -> None:
+    _within(drill_1, evidence, klass, drill_1.rto())
+
+
+@then(parsers.parse("the data loss is within the {klass} RPO"))
+def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord, klass: str) -> None:
+    _within(drill_1, evidence, klass, drill_1.rpo())
+
+
+def _within(drill: RestoreDatabaseDrill, evidence: ScenarioRecord, klass: str, measurement) -> None:
+    named = drill.target.policy.klass(klass)
+    assert named == measurement.klass, (
+        f"{drill.database} is in class {measurement.klass.title} in the policy, not {named.title}")
+    evidence.measure(measurement)
+    assert measurement.met, measurement.verdict()
