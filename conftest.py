@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from akko_dr.evidence.plugin import RUN
+from akko_dr.evidence.record import RunRecord
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
 from akko_dr.targets import Target
@@ -27,18 +27,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def policy(pytestconfig: pytest.Config) -> Policy:
+def policy(pytestconfig: pytest.Config, run_record: RunRecord) -> Policy:
     policy = load_policy(pytestconfig.getoption("policy"))
-    run = pytestconfig.stash[RUN]
+    run = run_record
     run.policy_name, run.policy_version, run.policy_source = policy.name, policy.version, policy.source
     return policy
 
 
 @pytest.fixture(scope="session")
-def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
+def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy, run_record: RunRecord,
                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox | None, Target]]:
     kind = pytestconfig.getoption("target")
-    run = pytestconfig.stash[RUN]
+    run = run_record
     run.target = kind
     if kind == "docker":
         pytest.skip(docker_engine_unavailable() or "docker target: adapters arrive with a later issue")

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ class BackupJob:
             return timedelta(0)
         it = croniter(self.schedule, _CRON_BASE)
         runs = [it.get_next(float) for _ in range(400)]
-        return timedelta(seconds=max(b - a for a, b in zip(runs, runs[1:])))
+        return timedelta(seconds=max(b - a for a, b in pairwise(runs)))
 
 
 @dataclass(frozen=True)

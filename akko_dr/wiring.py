@@ -18,17 +18,18 @@ TARGET_KINDS = ("sandbox", "live", "docker")
 def docker_engine_unavailable() -> str | None:
     """Why the docker target cannot run here (None when an engine answers)."""
     try:
-        import docker  # noqa: PLC0415
+        import docker
 
         docker.from_env(timeout=2).ping()
-    except Exception as err:  # noqa: BLE001 (any failure means: no engine)
+    except Exception as err:
         return f"no Docker engine reachable ({type(err).__name__}); docker target skipped"
     return None
 
 
 def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     return Target(kind="sandbox", policy=sandbox.policy, db=sandbox.db, store=sandbox.store,
-                  orchestrator=sandbox.supervisor, workdir=workdir, jobs=sandbox, heal=sandbox.heal, components=sandbox.components,
+                  orchestrator=sandbox.supervisor, workdir=workdir, jobs=sandbox, heal=sandbox.heal,
+                  components=sandbox.components,
                   emulated=["object store: moto S3 emulator (not WORM-compliant)",
                             "orchestrator: local process supervisor in place of Kubernetes"],
                   destructive_allowed=True)

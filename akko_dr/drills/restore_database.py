@@ -162,7 +162,7 @@ class RestoreDatabaseDrill:
         self._note(f"consumer {self.info.consumer} restarted")
 
     def validate_service(self) -> None:
-        """The service is back when its consumer commits new data to the restored database; stops the RTO clock."""
+        """The service is back once its consumer commits to the restored database; stops the RTO clock."""
         wait_for_write(self.target.db, self.database, after=self.newest_surviving_write)
         self._t1 = time.monotonic()
         self.validated_at = utcnow()

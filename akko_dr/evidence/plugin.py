@@ -51,6 +51,12 @@ def record_of(item: pytest.Item) -> ScenarioRecord:
     return item.stash[SCENARIO]
 
 
+@pytest.fixture(scope="session")
+def run_record(pytestconfig: pytest.Config) -> RunRecord:
+    """The run's evidence record: target, policy and components are filled in by the wiring."""
+    return pytestconfig.stash[RUN]
+
+
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> ScenarioRecord:
     """The current scenario's evidence record: steps add figures and provenance to it."""
@@ -64,7 +70,8 @@ def pytest_bdd_before_scenario(request, feature, scenario) -> None:
     rec.tags = sorted(feature.tags | scenario.tags)
     rec.started_at = utcnow().isoformat()
     rec.steps = [rec.step(s.keyword, s.name) for s in scenario.steps]
-    request.config.stash[RUN].scenarios.append(rec)
+    if rec not in request.config.stash[RUN].scenarios:
+        request.config.stash[RUN].scenarios.append(rec)
 
 
 def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:
@@ -96,7 +103,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if "_pytest_bdd_example" not in getattr(item, "fixturenames", ()):
         return
     rec = record_of(item)
-    if not rec.name:  # failed or skipped before the scenario started: describe it from the item
+    if not rec.name and report.when == "setup" and not report.passed:  # never started: describe the item
         feature, _, name = (item.function.__doc__ or item.name).partition(": ")
         rec.feature, rec.name = feature, name or item.name
         rec.tags = sorted(m.name for m in item.iter_markers() if m.name not in _PYTEST_MARKS)

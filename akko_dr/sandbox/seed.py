@@ -73,7 +73,8 @@ CREATE TABLE runs (run_uuid text PRIMARY KEY, experiment_id int REFERENCES exper
 CREATE TABLE metrics (run_uuid text REFERENCES runs, key text, value double precision, step int);
 INSERT INTO experiments (name, artifact_location)
     SELECT 'exp-' || g, 's3://akko-mlflow/' || g FROM generate_series(1, 10) g;
-INSERT INTO runs SELECT md5('r' || g), g % 10 + 1, 'FINISHED', 1767225600000 + g FROM generate_series(1, 100) g;
+INSERT INTO runs SELECT md5('r' || g), g % 10 + 1, 'FINISHED', 1767225600000 + g
+    FROM generate_series(1, 100) g;
 INSERT INTO metrics SELECT md5('r' || (g % 100 + 1)), 'loss', 1.0 / g, g FROM generate_series(1, 1000) g;
 """,
     "polaris": """
@@ -97,7 +98,8 @@ INSERT INTO customers (name, country, created_at)
     SELECT 'Customer ' || g, (ARRAY['FR', 'DE', 'LU', 'BE'])[g % 4 + 1],
            timestamptz '2025-01-01' + g * interval '1 hour' FROM generate_series(1, 500) g;
 INSERT INTO accounts (customer_id, iban, balance)
-    SELECT g % 500 + 1, 'FR76' || lpad(g::text, 23, '0'), (g * 37 % 100000) / 100.0 FROM generate_series(1, 800) g;
+    SELECT g % 500 + 1, 'FR76' || lpad(g::text, 23, '0'), (g * 37 % 100000) / 100.0
+    FROM generate_series(1, 800) g;
 INSERT INTO transactions (account_id, amount, booked_at, reference)
     SELECT g % 800 + 1, ((g * 7919) % 200000 - 100000) / 100.0,
            timestamptz '2026-01-01' + g * interval '1 minute', 'TX' || g FROM generate_series(1, 5000) g;

@@ -1,0 +1,52 @@
+"""``akko-dr``: the operator's entry point. ``akko-dr drill`` runs the drills and prints the evidence path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from akko_dr.wiring import TARGET_KINDS
+
+
+def _drill(args: argparse.Namespace, extra: list[str]) -> int:
+    if not Path(args.steps).is_dir():
+        print(f"akko-dr: no steps folder at {args.steps} (run from the harness checkout)", file=sys.stderr)
+        return 2
+    argv = [args.steps, "--target", args.target, "--evidence-dir", args.evidence_dir, "-q", *extra]
+    if args.target_file:
+        argv += ["--target-file", args.target_file]
+    if args.allow_destructive:
+        argv.append("--allow-destructive")
+    code = int(pytest.main(argv))
+    latest = Path(args.evidence_dir) / "latest"
+    if (latest / "results.json").exists():
+        results = json.loads((latest / "results.json").read_text())
+        print(f"\nEvidence: {latest.resolve() / 'report.html'}")
+        print(f"Results:  {latest.resolve() / 'results.json'}")
+        for sc in results["scenarios"]:
+            figures = ""
+            if sc["rto_seconds"] is not None:
+                figures = f"  RTO {sc['rto_seconds']:.1f}s  RPO {sc['rpo_seconds'] or 0:.1f}s"
+            print(f"  {sc['status']:7} {sc['name']}{figures}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="akko-dr", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    drill = sub.add_parser("drill", help="run the drill features and write evidence to reports/")
+    drill.add_argument("--target", choices=TARGET_KINDS, default="sandbox")
+    drill.add_argument("--target-file", default=None)
+    drill.add_argument("--allow-destructive", action="store_true")
+    drill.add_argument("--evidence-dir", default="reports")
+    drill.add_argument("--steps", default="steps", help="the step definitions folder")
+    args, extra = parser.parse_known_args(argv)
+    return _drill(args, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The sandbox is a real mini-AKKO: real PostgreSQL, real dumps, an S3 endpoint, a consumer writing."""
+
+import gzip
+from pathlib import Path
+
+from akko_dr.backup import latest_backup
+from akko_dr.canary import wait_for_write
+from akko_dr.policy import Policy, load_policy
+from akko_dr.sandbox import Sandbox, start_sandbox
+
+
+def test_every_policy_database_is_served_with_data(sandbox: Sandbox, policy: Policy) -> None:
+    for name in policy.databases:
+        tables = sandbox.db.fingerprint(name)
+        assert len(tables) >= 3, f"{name} has only {sorted(tables)}"
+        assert sum(t["rows"] for t in tables.values()) > 0, f"{name} holds no rows"
+    assert {"dashboards", "slices", "logs"} <= set(sandbox.db.fingerprint("superset_metadata"))
+
+
+def test_the_backup_job_writes_real_dumps_named_as_the_playbook_expects(sandbox: Sandbox, policy: Policy,
+                                                                       tmp_path: Path) -> None:
+    run = sandbox.run_job("akko-pg-data-backup")
+    assert run.succeeded, run.error
+    assert {o.database for o in run.objects} == {"akko_data", "aden"}
+    newest = latest_backup(policy, sandbox.store, "akko_data")
+    assert newest.key.startswith("pg/akko_data_") and newest.key.endswith(".sql.gz")
+    assert newest.fingerprint["transactions"]["rows"] == 5000
+    sandbox.store.download(newest.bucket, newest.key, tmp_path / "d.sql.gz")
+    sql = gzip.decompress((tmp_path / "d.sql.gz").read_bytes()).decode()
+    assert "CREATE TABLE public.transactions" in sql
+
+
+def test_the_latest_backup_is_chosen_by_the_time_in_its_key(sandbox: Sandbox, policy: Policy) -> None:
+    bucket = policy.storage.backups_bucket
+    sandbox.store.put_bytes(bucket, "pg/aden_29991231235959.sql.gz.bak", b"not a dump")
+    sandbox.store.put_bytes(bucket, "pg/aden_extra_29991231235959.sql.gz", b"another database")
+    sandbox.run_job("akko-pg-data-backup")
+    assert latest_backup(policy, sandbox.store, "aden").key.startswith("pg/aden_2026")
+
+
+def test_the_consumer_keeps_writing(sandbox: Sandbox) -> None:
+    first = wait_for_write(sandbox.db, "superset_metadata")
+    assert wait_for_write(sandbox.db, "superset_metadata", after=first) > first
+
+
+def test_two_sandboxes_side_by_side_do_not_collide(sandbox: Sandbox) -> None:
+    with start_sandbox(load_policy(), consumers=()) as other:
+        assert other.root != sandbox.root
+        assert other.store.endpoint != sandbox.store.endpoint
+        assert other.db.dsn("x") != sandbox.db.dsn("x")
+        other.db.execute("aden", "DELETE FROM receipts")
+        assert other.db.fingerprint("aden")["receipts"]["rows"] == 0
+        assert sandbox.db.fingerprint("aden")["receipts"]["rows"] == 1500
+        assert other.started_in > 0
