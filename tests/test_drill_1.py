@@ -47,7 +47,8 @@ def test_a_failed_restore_keeps_the_original_and_restarts_the_service(healthy: T
 
 def test_a_lost_server_mid_restore_is_named_and_cleaned_up_once_it_is_back(healthy: Target,
                                                                            sandbox: Sandbox) -> None:
-    fault = faults.catalogue(sandbox.stop_postgres, sandbox.start_postgres)["a database server lost during the restore"]
+    catalogue = faults.catalogue(sandbox.stop_postgres, sandbox.start_postgres)
+    fault = catalogue["a database server lost during the restore"]
     drill = RestoreDatabaseDrill(fault.apply(healthy, "superset_metadata"), "superset_metadata", new_run_id())
     with pytest.raises(DrillError, match="PostgreSQL unreachable during restore"):
         drill.run("dashboards")

@@ -40,7 +40,8 @@ def test_a_class_is_found_by_title_or_key() -> None:
         policy.klass("Gold")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("2h", 7200), ("14d", 1_209_600), ("20m", 1200), ("1.5h", 5400)])
+@pytest.mark.parametrize(("text", "seconds"),
+                         [("2h", 7200), ("14d", 1_209_600), ("20m", 1200), ("1.5h", 5400)])
 def test_durations_parse(text: str, seconds: int) -> None:
     assert parse_duration(text, "k").total_seconds() == seconds
 
