@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -35,17 +36,29 @@ def _drill(args: argparse.Namespace, extra: list[str]) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="akko-dr", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_drill_command(sub: argparse._SubParsersAction) -> None:
     drill = sub.add_parser("drill", help="run the drill features and write evidence to reports/")
     drill.add_argument("--target", choices=TARGET_KINDS, default="sandbox")
     drill.add_argument("--target-file", default=None)
     drill.add_argument("--allow-destructive", action="store_true")
     drill.add_argument("--evidence-dir", default="reports")
     drill.add_argument("--steps", default="steps", help="the step definitions folder")
+    drill.set_defaults(handler=_drill)
+
+
+# Each sub-command registers itself: (module, function) — add one line per command.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("akko_dr.cli", "add_drill_command"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="akko-dr", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module, function in COMMANDS:
+        getattr(importlib.import_module(module), function)(sub)
     args, extra = parser.parse_known_args(argv)
-    return _drill(args, extra)
+    return args.handler(args, extra)
 
 
 if __name__ == "__main__":
