@@ -13,6 +13,7 @@ from pathlib import Path
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
 from akko_dr.ports import Database, Fingerprint, ObjectStore
+from akko_dr.replication import mirror
 
 KEY_TIME = "%Y%m%d%H%M%S"
 
@@ -55,6 +56,7 @@ class JobRun:
     succeeded: bool = False
     error: str = ""
     objects: list[BackupObject] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
 
 
 def dump_key(policy: Policy, database: str, when: datetime) -> str:
@@ -86,12 +88,19 @@ def backup_database(policy: Policy, db: Database, store: ObjectStore, database: 
 
 
 def run_job(policy: Policy, job: str, db: Database, store: ObjectStore, workdir: Path) -> JobRun:
-    """Run a PostgreSQL backup job over every database the policy assigns to it."""
+    """Run a backup job of kind pg-dump (every database it protects) or mirror (every hot bucket)."""
     run = JobRun(job=job, started_at=datetime.now(UTC))
+    kind = policy.jobs[job].kind
     try:
-        for name, database in policy.databases.items():
-            if database.job.name == job:
-                run.objects.append(backup_database(policy, db, store, name, workdir))
+        if kind == "pg-dump":
+            for name, database in policy.databases.items():
+                if database.job.name == job:
+                    run.objects.append(backup_database(policy, db, store, name, workdir))
+        elif kind == "mirror":
+            for bucket in policy.storage.hot_buckets:
+                run.copied += mirror(store, bucket, policy.storage.replica_bucket)
+        else:
+            raise DrillError(f"{job} (kind {kind}) cannot run on this target")
         run.succeeded = True
     except DrillError as err:
         run.error = str(err)

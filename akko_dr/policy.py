@@ -16,6 +16,7 @@ from croniter import croniter
 from akko_dr.errors import PolicyError
 
 DEFAULT_POLICY = "akko-2026.04.yaml"
+JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -66,6 +67,7 @@ class BackupJob:
     description: str
     schedule: str  # a cron expression, or "continuous"
     retention: Retention
+    kind: str  # pg-dump | mirror | realm-export | velero
 
     @property
     def continuous(self) -> bool:
@@ -104,6 +106,8 @@ class Storage:
     audit_bucket: str
     audit_lock_mode: str
     audit_lock_retention: timedelta
+    hot_buckets: tuple[str, ...] = ()
+    replica_bucket: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,10 +181,14 @@ def _jobs(raw: dict[str, Any]) -> dict[str, BackupJob]:
             raise PolicyError(f"{w}schedule: expected a cron expression or 'continuous', got {schedule!r}")
         ret = _need(row, "retention", dict, w)
         local, cold = ret.get("local"), ret.get("cold")
+        kind = _need(row, "kind", str, w)
+        if kind not in JOB_KINDS:
+            raise PolicyError(f"{w}kind: expected one of {', '.join(JOB_KINDS)}, got {kind!r}")
         out[name] = BackupJob(
             name=name,
             description=str(row.get("description", "")),
             schedule=schedule,
+            kind=kind,
             retention=Retention(
                 local=parse_duration(local, w + "retention.local") if local is not None else None,
                 cold=parse_duration(cold, w + "retention.cold") if cold is not None else None,
@@ -228,6 +236,8 @@ def _policy(raw: Any, source: str) -> Policy:
         audit_lock_mode=_need(lock, "mode", str, "storage.audit_lock."),
         audit_lock_retention=parse_duration(
             _need(lock, "retention", str, "storage.audit_lock."), "storage.audit_lock.retention"),
+        hot_buckets=tuple(_need(st, "hot_buckets", list, "storage.")),
+        replica_bucket=_need(st, "replica_bucket", str, "storage."),
     )
     return Policy(
         name=_need(raw, "name", str, ""),

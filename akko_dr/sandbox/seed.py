@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 CANARY = """
 CREATE TABLE dr_canary (
     id bigserial PRIMARY KEY,
@@ -115,6 +118,19 @@ INSERT INTO receipts (query_hash, principal, issued_at, signature)
            md5('sig' || g) FROM generate_series(1, 1500) g;
 """,
 }
+
+
+def warehouse_objects(tables: int = 6, files: int = 4) -> list[tuple[str, bytes]]:
+    """Iceberg-like objects for the warehouse bucket: metadata JSON and deterministic data files."""
+    out = []
+    for t in range(1, tables + 1):
+        meta = {"format-version": 2, "table-uuid": f"00000000-0000-0000-0000-{t:012d}",
+                "location": f"s3://akko-warehouse/ns_1/tbl_{t}", "current-snapshot-id": 1000 + t}
+        out.append((f"ns_1/tbl_{t}/metadata/v1.metadata.json", json.dumps(meta).encode()))
+        for f in range(files):
+            body = hashlib.sha256(f"tbl_{t}/{f}".encode()).digest() * (256 + 64 * f)
+            out.append((f"ns_1/tbl_{t}/data/part-{f:05d}.parquet", body))
+    return out
 
 
 def schema_sql(database: str) -> str:
