@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from akko_dr.evidence.plugin import record_of
 from akko_dr.evidence.record import RunRecord
+from akko_dr.findings import KNOWN_FINDING, load_known_findings, match_finding
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
 from akko_dr.targets import Target
@@ -24,6 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--allow-destructive", action="store_true",
                     help="live only: let drills change the cluster (otherwise they plan and touch nothing)")
     group.addoption("--policy", type=Path, default=None, help="policy file (default: AKKO 2026.04)")
+    group.addoption("--known-findings", type=Path, default=None,
+                    help="test command only: findings expected here (YAML); each must fail as stated")
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +68,32 @@ def sandbox(sandbox_and_target: tuple[Sandbox | None, Target]) -> Sandbox:
     if sandbox_and_target[0] is None:
         pytest.skip("this step needs the sandbox target")
     return sandbox_and_target[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Findings the test command expects on this target become strict xfails (see known_findings)."""
+    path = config.getoption("known_findings")
+    if path is None:
+        return
+    findings = load_known_findings(path, config.getoption("target"))
+    for item in items:
+        if finding := match_finding(findings, item):
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known finding: {finding.reason}"))
+            item.stash[KNOWN_FINDING] = finding
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A known finding stays a failed scenario in the evidence; failing for another reason fails the test."""
+    outcome = yield
+    report = outcome.get_result()
+    finding = item.stash.get(KNOWN_FINDING, None)
+    if finding is None or report.when != "call":
+        return
+    record = record_of(item)
+    if hasattr(report, "wasxfail"):
+        record.status = "failed"
+        record.details["known finding"] = finding.reason
+        if finding.reason not in record.error:
+            report.outcome, report.longrepr = "failed", (
+                f"failed for another reason than the known finding {finding.reason!r}: {record.error}")
