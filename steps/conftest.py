@@ -36,6 +36,8 @@ def drill_1(drill_target: Target, drill_database: str,
     yield drill
     if drill.validated_at is None:
         drill.abort()
+    if not drill_target.destructive_allowed:
+        evidence.details["plan (not executed: destructive steps need --allow-destructive)"] = drill.plan()
     evidence.details.update(drill.evidence())
     if drill.backup:
         evidence.backup = drill.backup.provenance()

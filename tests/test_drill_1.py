@@ -64,3 +64,4 @@ def test_destructive_steps_are_refused_without_opt_in(healthy: Target) -> None:
     with pytest.raises(DrillError, match="destructive step not allowed on the live target"):
         drill.drop_table("dashboards")
     assert drill.table_exists("dashboards")
+    assert any(drill.kept in step for step in drill.plan())

@@ -200,6 +200,17 @@ class RestoreDatabaseDrill:
         klass = self.info.klass
         return Measurement("RPO", max(before - survived, timedelta(0)), klass.rpo, klass)
 
+    def plan(self) -> list[str]:
+        """What the drill would do, step by step: printed instead of acting when not allowed to."""
+        db, consumer = self.database, self.info.consumer
+        return [f"stop {consumer} (scale to 0 on {self.target.orchestrator.kind})",
+                f"pull the newest pg/{db}_*.sql.gz from s3://{self.target.policy.storage.backups_bucket}",
+                "check its sha256 against the backup manifest and that it decompresses whole",
+                f"restore it into a new scratch database {self.scratch}",
+                "compare the scratch database with the fingerprint recorded at backup time",
+                f"rename {db} to {self.kept} (kept until sign-off), then {self.scratch} to {db}",
+                f"start {consumer} and wait for its first write to the restored database"]
+
     # -- safety ----------------------------------------------------------------------------
     def abort(self) -> list[str]:
         """Undo whatever a failed drill left: scratch dropped, original in place, consumer running."""
