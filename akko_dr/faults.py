@@ -93,6 +93,16 @@ class ServerLostDuringLoad(PostgresDatabase):
         super().load(name, sql)
 
 
+class InterruptedDuringLoad(PostgresDatabase):
+    """The sandbox database, with an operator pressing Ctrl-C as the restore starts replaying the dump."""
+
+    def __init__(self, inner: PostgresDatabase) -> None:
+        super().__init__(inner._dsn, inner._bin, inner._admin)
+
+    def load(self, name: str, sql: Path) -> None:
+        raise KeyboardInterrupt
+
+
 def catalogue(stop_server: Callable[[], None], start_server: Callable[[], None]) -> dict[str, Fault]:
     """The faults by the names the feature files use."""
 
@@ -106,6 +116,8 @@ def catalogue(stop_server: Callable[[], None], start_server: Callable[[], None])
         Fault("a backup of another database", wrong_database_backup),
         Fault("an unreachable object store", unreachable_store),
         Fault("a database server lost during the restore", lose_server, clear=start_server),
+        Fault("an operator interrupting the restore",
+              lambda target, database: replace(target, db=InterruptedDuringLoad(target.db))),
     ]
     return {f.name: f for f in faults}
 

@@ -27,3 +27,4 @@ Feature: Drill 1 refuses a restore it cannot trust, and loses nothing
       | a backup of another database              | does not match superset_metadata     |
       | an unreachable object store               | object store unreachable             |
       | a database server lost during the restore | PostgreSQL unreachable during restore |
+      | an operator interrupting the restore      | drill interrupted                     |

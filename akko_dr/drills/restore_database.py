@@ -150,7 +150,7 @@ class RestoreDatabaseDrill:
         db.rename(self.database, self.kept)
         try:
             db.rename(self.scratch, self.database)
-        except DrillError:
+        except Exception:
             db.rename(self.kept, self.database)
             raise
         self.swapped = True
@@ -258,6 +258,12 @@ class RestoreDatabaseDrill:
         except DrillError:
             self.abort()
             raise
+        except KeyboardInterrupt:
+            self.abort()
+            raise DrillError(f"drill interrupted; {self.database} left as it was before") from None
+        except Exception as err:
+            self.abort()
+            raise DrillError(f"{type(err).__name__}: {str(err).strip().splitlines()[0]}") from err
 
     def evidence(self) -> dict[str, object]:
         """What the report shows for this drill."""
