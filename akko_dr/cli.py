@@ -49,6 +49,9 @@ def add_drill_command(sub: argparse._SubParsersAction) -> None:
 # Each sub-command registers itself: (module, function) — add one line per command.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("akko_dr.cli", "add_drill_command"),
+    ("akko_dr.commands_verify", "add_verify_command"),
+    ("akko_dr.commands_verify", "add_countersign_command"),
+    ("akko_dr.commands_verify", "add_keygen_command"),
 )
 
 

@@ -1,7 +1,9 @@
 """pytest plugin: records every BDD scenario and writes ``reports/<run-id>/`` evidence.
 
-Writes ``report.html`` (pytest-html, self-contained), ``results.json`` and points
-``reports/latest`` at the run. Steps add figures through the ``evidence`` fixture.
+Writes ``report.html`` (pytest-html, self-contained), ``results.json``, ``junit.xml``, ``cucumber.json``
+and points ``reports/latest`` at the run; then (``finish``) the history, ``metrics.prom``,
+``audit-report.html`` and its PDF, and seals the folder with a signed, chained ``manifest.json``.
+Steps add figures through the ``evidence`` fixture.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from akko_dr.evidence import html
+from akko_dr.evidence import context, html, integrity
+from akko_dr.evidence.finish import Finishing, finish
 from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
 from akko_dr.measure import utcnow
+from akko_dr.policy import load_policy
 from akko_dr.targets import new_run_id
 
 RUN = pytest.StashKey[RunRecord]()
@@ -26,6 +30,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("akko-dr", "AKKO DR evidence")
     group.addoption("--evidence-dir", default="reports",
                     help="where run folders are written (default: reports)")
+    group.addoption("--signing-key", default=None,
+                    help=f"Ed25519 private key (PEM) signing the evidence (or ${integrity.KEY_ENV}); "
+                         "default: an ephemeral key for this run only (rehearsal)")
+    group.addoption("--trigger", choices=context.TRIGGERS, default="quarterly",
+                    help="why this test runs: quarterly (default), after-change or ad-hoc")
+    group.addoption("--participant", action="append", default=None, metavar="'NAME (ROLE)'",
+                    help=f"someone taking part; repeat (or ${context.PARTICIPANTS_ENV}, ';'-separated)")
+    group.addoption("--no-audit-pdf", action="store_true", help="do not print the audit report to PDF")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -40,8 +52,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN] = run
     if not config.getoption("htmlpath", None):
         config.option.htmlpath = str(run.run_dir / "report.html")
+    if not config.getoption("xmlpath", None):
+        config.option.xmlpath = str(run.run_dir / "junit.xml")
+    if not config.getoption("cucumber_json_path", None):
+        config.option.cucumber_json_path = str(run.run_dir / "cucumber.json")
     config.option.self_contained_html = True
-    config.pluginmanager.register(EvidencePlugin(run), "akko-dr-evidence")
+    try:
+        signer = integrity.signer_for(config.getoption("signing_key"), base)
+    except integrity.IntegrityError as err:
+        raise pytest.UsageError(str(err)) from None
+    context.fill(run, config.getoption("trigger"), config.getoption("participant"),
+                 config.getoption("policy", None), config.getini("markers"))
+    config.pluginmanager.register(EvidencePlugin(run, signer, not config.getoption("no_audit_pdf")),
+                                  "akko-dr-evidence")
 
 
 def record_of(item: pytest.Item) -> ScenarioRecord:
@@ -128,10 +151,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 class EvidencePlugin:
-    """Report-level hooks that need the run: title, summary, figures column, results.json."""
+    """Report-level hooks that need the run: title, summary, figures column, results.json, the seal."""
 
-    def __init__(self, run: RunRecord) -> None:
-        self.run = run
+    def __init__(self, run: RunRecord, signer: integrity.Signer, pdf: bool = True) -> None:
+        self.run, self.signer, self.pdf = run, signer, pdf
 
     def pytest_html_report_title(self, report) -> None:
         report.title = html.title(self.run)
@@ -156,3 +179,16 @@ class EvidencePlugin:
         if latest.is_symlink() or latest.exists():
             latest.unlink()
         latest.symlink_to(run.run_dir.name)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Once every writer (pytest-html, JUnit, Cucumber) is done: report, metrics, history, seal."""
+        if not self.run.scenarios:
+            return
+        fin = Finishing(self.signer, load_policy(config.getoption("policy", None)), self.pdf)
+        manifest = finish(self.run, fin)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in fin.timings.items() if k != "total")
+            reporter.write_line(f"akko-dr evidence sealed: {manifest} ({self.signer.kind} key "
+                                f"{self.signer.key_id}); evidence step {fin.timings['total'] * 1000:.0f} ms "
+                                f"({steps})")

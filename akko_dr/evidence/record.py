@@ -85,6 +85,14 @@ class RunRecord:
     started_at: str = field(default_factory=lambda: utcnow().isoformat())
     finished_at: str = ""
     scenarios: list[ScenarioRecord] = field(default_factory=list)
+    trigger: str = "quarterly"  # quarterly | after-change | ad-hoc
+    participants: list[str] = field(default_factory=list)
+    host: str = ""
+    clock_source: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    dora_refs: dict[str, str] = field(default_factory=dict)  # tag -> article, from the registered markers
+    declared_at: str = ""
+    declared: list[dict[str, Any]] = field(default_factory=list)  # objectives fixed before the first scenario
 
     @property
     def rehearsal(self) -> bool:

@@ -1,0 +1,182 @@
+"""Integrity of the evidence: every change to a sealed run, its signature or the chain is named by verify."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from akko_dr.cli import main
+from akko_dr.evidence import integrity
+
+FEATURE = """\
+@drill-x
+Feature: Seal probe
+  Scenario: One step
+    Given a step that works
+"""
+
+STEPS = """\
+from pytest_bdd import given, scenarios
+
+scenarios("seal.feature")
+
+@given("a step that works")
+def _():
+    pass
+"""
+
+
+def _make_run(evidence: Path, name: str) -> Path:
+    """A run folder with a few files, sealed with an ephemeral key and chained like the plugin does."""
+    run = evidence / name
+    (run / "sub").mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"run": name}))
+    (run / "report.html").write_text(f"<html>{name}</html>")
+    (run / "sub" / "nested.txt").write_bytes(b"\x00\x01 nested")
+    signer = integrity.signer_for(None, evidence)
+    integrity.seal(run, signer, integrity.previous_link(run))
+    return run
+
+
+@pytest.fixture
+def sealed(tmp_path: Path) -> Path:
+    return _make_run(tmp_path / "ev", "20261127t090000z_aaaa")
+
+
+@pytest.fixture
+def plugin_run(pytester: pytest.Pytester) -> Path:
+    """A run folder written and sealed by the evidence plugin itself."""
+    pytester.makefile(".feature", seal=FEATURE)
+    pytester.makepyfile(test_seal=STEPS)
+    pytester.makeini("[pytest]\nmarkers =\n    drill-x\n")
+    result = pytester.runpytest_subprocess("-p", "akko_dr.evidence.plugin", "--evidence-dir", "ev",
+                                           "--no-audit-pdf")
+    result.assert_outcomes(passed=1)
+    return (pytester.path / "ev" / "latest").resolve()
+
+
+def _flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_the_plugin_seals_every_file_of_the_run_and_it_verifies(plugin_run: Path) -> None:
+    manifest = json.loads((plugin_run / integrity.MANIFEST).read_text())
+    assert set(manifest["files"]) == set(integrity.run_files(plugin_run))
+    assert {"report.html", "results.json", "junit.xml", "cucumber.json", "audit-report.html"} <= set(
+        manifest["files"])
+    assert manifest["signer"]["kind"] == "ephemeral" and "rehearsal" in manifest["signer"]["note"]
+    result = integrity.verify(plugin_run)
+    assert result.ok, result.problems
+
+
+def test_one_byte_changed_in_any_file_is_named(plugin_run: Path, tmp_path: Path) -> None:
+    unnamed = []
+    for rel in [*integrity.run_files(plugin_run), integrity.MANIFEST, integrity.SIGNATURE]:
+        copy = tmp_path / rel.replace("/", "_") / plugin_run.name
+        shutil.copytree(plugin_run, copy)
+        _flip_one_byte(copy / rel)
+        problems = integrity.verify(copy).problems
+        if not any(rel in p for p in problems):
+            unnamed.append(f"{rel}: {problems}")
+    assert not unnamed, "changes verify did not name:\n" + "\n".join(unnamed)
+
+
+def test_a_removed_file_is_named(sealed: Path) -> None:
+    (sealed / "sub" / "nested.txt").unlink()
+    assert integrity.verify(sealed).problems == ["missing file: sub/nested.txt"]
+
+
+def test_an_added_file_is_named(sealed: Path) -> None:
+    (sealed / "planted.html").write_text("<p>all good</p>")
+    assert integrity.verify(sealed).problems == ["extra file: planted.html (not in the manifest)"]
+
+
+def test_a_manifest_rewritten_to_match_altered_files_fails_its_signature(sealed: Path) -> None:
+    (sealed / "results.json").write_text('{"run": "forged"}')
+    manifest = json.loads((sealed / integrity.MANIFEST).read_text())
+    manifest["files"]["results.json"]["sha256"] = integrity.sha256_file(sealed / "results.json")
+    (sealed / integrity.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    assert integrity.verify(sealed).problems == [
+        f"bad signature: {integrity.SIGNATURE} does not match {integrity.MANIFEST}"]
+
+
+def test_verify_command_exits_non_zero_and_names_the_file(sealed: Path, capsys) -> None:
+    assert main(["verify", str(sealed)]) == 0
+    (sealed / "report.html").write_text("<html>edited</html>")
+    assert main(["verify", str(sealed)]) == 1
+    assert "altered file: report.html" in capsys.readouterr().out
+
+
+def test_runs_are_chained_and_a_deleted_past_run_is_detected(tmp_path: Path) -> None:
+    first = _make_run(tmp_path, "20261127t090000z_aaaa")
+    second = _make_run(tmp_path, "20261127t100000z_bbbb")
+    link = json.loads((second / integrity.MANIFEST).read_text())["previous"]
+    digest = integrity.sha256_file(first / integrity.MANIFEST)
+    assert link == {"run_id": first.name, "manifest_sha256": digest}
+    assert integrity.verify(second).ok
+    shutil.rmtree(first)
+    assert integrity.verify(second).problems == [
+        f"previous run {first.name} is missing: the chain is broken"]
+
+
+def test_a_replaced_past_run_is_detected(tmp_path: Path) -> None:
+    first = _make_run(tmp_path, "20261127t090000z_aaaa")
+    second = _make_run(tmp_path, "20261127t100000z_bbbb")
+    shutil.rmtree(first)
+    _make_run(tmp_path, first.name)  # a fresh, validly signed run under the old name
+    assert integrity.verify(first).ok
+    assert integrity.verify(second).problems == [
+        f"previous run {first.name} was replaced: its manifest hash differs"]
+
+
+def test_a_reviewer_countersigns_the_same_manifest(sealed: Path, tmp_path: Path, capsys) -> None:
+    key = tmp_path / "keys" / "reviewer.pem"
+    key.parent.mkdir()
+    assert main(["keygen", str(key), "--evidence-dir", str(sealed.parent)]) == 0
+    assert main(["countersign", str(sealed), "--key", str(key), "--reviewer", "R. Eviewer"]) == 0
+    result = integrity.verify(sealed)
+    assert result.ok, result.problems
+    assert any(n.startswith("countersigned by R. Eviewer (independent reviewer)") for n in result.notes)
+    [record] = (sealed / integrity.COUNTERSIGNATURES).glob("*.json")
+    forged = json.loads(record.read_text()) | {"signature": json.loads(record.read_text())["signature"][::-1]}
+    record.write_text(json.dumps(forged))
+    assert integrity.verify(sealed).problems == [f"bad countersignature: countersignatures/{record.name}"]
+
+
+def test_countersign_refuses_a_run_that_does_not_verify(sealed: Path, tmp_path: Path) -> None:
+    key = tmp_path / "reviewer.pem"
+    integrity.write_private_key(key)
+    (sealed / "results.json").write_text("{}")
+    assert main(["countersign", str(sealed), "--key", str(key), "--reviewer", "R"]) == 1
+    assert not (sealed / integrity.COUNTERSIGNATURES).exists()
+
+
+def test_a_configured_key_signs_and_can_be_pinned(tmp_path: Path, monkeypatch) -> None:
+    key = tmp_path / "keys" / "owner.pem"
+    key.parent.mkdir()
+    public = integrity.write_private_key(key)
+    monkeypatch.setenv(integrity.KEY_ENV, str(key))
+    signer = integrity.signer_for(None, tmp_path / "ev")
+    assert signer.kind == "configured" and signer.key_id == integrity.key_id(public)
+    run = tmp_path / "ev" / "20261127t090000z_aaaa"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text("{}")
+    integrity.seal(run, signer, None)
+    assert integrity.verify(run, integrity.public_b64(public)).ok
+    other = integrity.public_b64(integrity.write_private_key(tmp_path / "keys" / "other.pem"))
+    assert integrity.verify(run, other).problems[0].startswith(f"signed by key {signer.key_id}, not by")
+
+
+def test_a_signing_key_inside_the_evidence_folder_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "ev" / "owner.pem"
+    key.parent.mkdir()
+    integrity.write_private_key(key)
+    with pytest.raises(integrity.IntegrityError, match="inside the evidence directory"):
+        integrity.signer_for(key, tmp_path / "ev")
+    assert main(["keygen", str(tmp_path / "ev" / "new.pem"), "--evidence-dir", str(tmp_path / "ev")]) == 2
+
