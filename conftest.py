@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from akko_dr.evidence.plugin import record_of
-from akko_dr.evidence.record import RunRecord
+from akko_dr.evidence.record import RunRecord, one_line
 from akko_dr.findings import KNOWN_FINDING, load_known_findings, match_finding
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
 from akko_dr.targets import Target
 from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_sandbox
 
-pytest_plugins = ["akko_dr.evidence.plugin"]
+pytest_plugins = ["akko_dr.evidence.plugin", "akko_dr.attestation"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,8 +39,8 @@ def policy(pytestconfig: pytest.Config, run_record: RunRecord) -> Policy:
 
 
 @pytest.fixture(scope="session")
-def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy, run_record: RunRecord,
-                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox | None, Target]]:
+def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
+                       run_record: RunRecord) -> Iterator[tuple[Sandbox | None, Target]]:
     kind = pytestconfig.getoption("target")
     run = run_record
     run.target = kind
@@ -50,7 +50,7 @@ def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy, run_record: 
         yield None, live_target(policy, pytestconfig.getoption("target_file"),
                                 pytestconfig.getoption("allow_destructive"))
         return
-    with open_sandbox(policy, tmp_path_factory.mktemp("akko-dr")) as (sandbox, target):
+    with open_sandbox(policy) as (sandbox, target):
         run.components = dict(target.components, sandbox_start=f"{sandbox.started_in:.2f}s")
         run.emulated = list(target.emulated)
         yield sandbox, target
@@ -82,7 +82,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.stash[KNOWN_FINDING] = finding
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: runs after the evidence plugin recorded it
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A known finding stays a failed scenario in the evidence; failing for another reason fails the test."""
     outcome = yield
@@ -93,6 +93,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     record = record_of(item)
     if hasattr(report, "wasxfail"):
         record.status = "failed"
+        record.error = one_line(call.excinfo.value) if call.excinfo else record.error
         record.details["known finding"] = finding.reason
         if finding.reason not in record.error:
             report.outcome, report.longrepr = "failed", (

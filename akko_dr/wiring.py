@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ def docker_engine_unavailable() -> str | None:
 def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     return Target(kind="sandbox", policy=sandbox.policy, db=sandbox.db, store=sandbox.store,
                   orchestrator=sandbox.supervisor, workdir=workdir, jobs=sandbox, heal=sandbox.heal,
+                  platform=sandbox, identities=sandbox.identities,
                   components=sandbox.components,
                   emulated=["object store: moto S3 emulator (not WORM-compliant)",
                             "orchestrator: local process supervisor in place of Kubernetes"],
@@ -36,12 +38,18 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
 
 
 @contextmanager
-def open_sandbox(policy: Policy, workdir: Path) -> Iterator[tuple[Sandbox, Target]]:
-    """A sandbox started under ``workdir`` and its target; everything is torn down after."""
-    root = workdir / "sandbox"
-    shutil.rmtree(root, ignore_errors=True)
-    with start_sandbox(policy, root=root) as sandbox:
-        yield sandbox, sandbox_target(sandbox, workdir)
+def open_sandbox(policy: Policy) -> Iterator[tuple[Sandbox, Target]]:
+    """A sandbox and its target in a fresh folder of their own; everything is removed after.
+
+    Not under pytest's temporary folders: another pytest session resets their permissions, and the
+    PostgreSQL server (running as its own system user) would lose its data directory.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
+    try:
+        with start_sandbox(policy, root=workdir / "sandbox") as sandbox:
+            yield sandbox, sandbox_target(sandbox, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def live_target(policy: Policy, target_file: Path | None, allow_destructive: bool) -> Target:
