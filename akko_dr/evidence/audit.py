@@ -82,6 +82,7 @@ def _target_line(run: RunRecord) -> str:
 def identification(run: RunRecord) -> str:
     pairs = [("Test id", run.run_id), ("Playbook", f"{run.policy_name} {run.policy_version}"),
              ("Trigger", run.trigger), ("Target", _target_line(run)),
+             ("Target identity", f"{run.target} on host {run.host}, namespace {run.namespace or '—'}"),
              ("Start (UTC)", run.started_at), ("End (UTC)", run.finished_at),
              ("Clock source", run.clock_source), ("Objectives declared (UTC)", run.declared_at)]
     return _rows(pairs, "ident")

@@ -57,6 +57,7 @@ def fill(run: RunRecord, trigger: str, people: list[str] | None, policy_path: ob
     try:
         policy = load_policy(policy_path)  # type: ignore[arg-type]
         run.policy_name, run.policy_version, run.policy_source = policy.name, policy.version, policy.source
+        run.namespace = policy.namespace
         run.declared = objectives.declare(policy)
     except PolicyError as err:
         run.declared = [{"drill": "policy", "title": "policy could not be loaded", "objective": str(err),

@@ -86,6 +86,7 @@ class RunRecord:
     finished_at: str = ""
     scenarios: list[ScenarioRecord] = field(default_factory=list)
     trigger: str = "quarterly"  # quarterly | after-change | ad-hoc
+    namespace: str = ""
     participants: list[str] = field(default_factory=list)
     host: str = ""
     clock_source: str = ""
