@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from akko_dr.evidence import integrity
+from akko_dr.evidence import history, integrity
 
 
 def _targets(path: Path) -> list[Path]:
@@ -21,10 +21,18 @@ def _pinned(path: str | None) -> str | None:
     return Path(path).read_text().strip() if path else None
 
 
+def _checks(path: Path, pinned: str | None) -> list[integrity.Verification]:
+    """One check per run; for an evidence folder, also that every run in its history is still there."""
+    out = [integrity.verify(run_dir, pinned) for run_dir in _targets(path)]
+    if (path / history.HISTORY).is_file():
+        out.append(integrity.missing_runs(path, [r["run_id"] for r in history.read(path)]))
+    return out
+
+
 def _verify(args: argparse.Namespace, extra: list[str]) -> int:
     failed = 0
-    for run_dir in _targets(Path(args.path)):
-        result = integrity.verify(run_dir, _pinned(args.public_key))
+    for result in _checks(Path(args.path), _pinned(args.public_key)):
+        run_dir = result.run_dir
         print(f"{'OK  ' if result.ok else 'FAIL'} {run_dir}")
         for line in result.problems:
             print(f"  ✗ {line}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from akko_dr.cli import main
 from akko_dr.evidence import history, integrity, objectives
 from akko_dr.policy import format_duration, load_policy
 
@@ -59,6 +61,8 @@ def _(evidence, elapsed):
     evidence.details["database"] = database
     evidence.measure(Measurement("RTO", elapsed, klass.rto, klass))
     evidence.measure(Measurement("RPO", elapsed / 2, klass.rpo, klass))
+    evidence.details["attestations"] = [{"key": "tabletop", "who": "B. Ops", "role": "ops lead"}]
+    evidence.details["not applicable"] = {"Then the replica is promoted": "the sandbox has no replica"}
 """
 
 INI = """\
@@ -139,7 +143,7 @@ def test_the_report_declares_objectives_and_fills_the_playbook_lines(two_runs) -
     rto = format_duration(_measured(results[1])["rto_seconds"])
     assert f"Record your number here: <b>{rto} " in report
     assert "DORA Art. 12(3) — restoration into segregated systems" in report
-    assert "A. Owner (test owner)" in report
+    assert "A. Owner (test owner)" in report and "B. Ops (ops lead), attested tabletop" in report
 
 
 def test_the_checklist_and_deficiencies_name_what_is_open(two_runs) -> None:
@@ -149,6 +153,8 @@ def test_the_checklist_and_deficiencies_name_what_is_open(two_runs) -> None:
     assert "backup of superset_metadata is corrupt" in deficiencies
     assert "Run Drill 2 on a scratch cluster and record RTO" in deficiencies
     assert "Sign-off by compliance officer" in deficiencies
+    assert "Then the replica is promoted</td><td>not applicable</td><td>the sandbox has no replica" \
+        in deficiencies
     assert deficiencies.count("Owner") == 1 and "Due date" in deficiencies
 
 
@@ -177,3 +183,22 @@ def test_junit_and_cucumber_outputs_sit_beside_the_report(two_runs) -> None:
     assert {t["name"] for t in feature["tags"]} == {"drill-1", "class-control-plane", "dora-12.3"}
     manifest = json.loads((run / integrity.MANIFEST).read_text())
     assert {"junit.xml", "cucumber.json", "metrics.prom"} <= set(manifest["files"])
+
+
+def test_the_second_run_is_chained_to_the_first(two_runs) -> None:
+    evidence, results = two_runs
+    manifest = json.loads((evidence / results[1]["run_id"] / integrity.MANIFEST).read_text())
+    first = evidence / results[0]["run_id"] / integrity.MANIFEST
+    assert manifest["previous"] == {"run_id": results[0]["run_id"],
+                                    "manifest_sha256": integrity.sha256_file(first)}
+
+
+def test_deleting_the_newest_run_is_named_through_the_history(two_runs, tmp_path: Path, capsys) -> None:
+    evidence, results = two_runs
+    copy = tmp_path / "ev"
+    shutil.copytree(evidence, copy, symlinks=True)
+    assert main(["verify", str(copy)]) == 0
+    shutil.rmtree(copy / results[1]["run_id"])
+    assert main(["verify", str(copy)]) == 1
+    newest = results[1]["run_id"]
+    assert f"run {newest} is in the history store but its sealed folder is missing" in capsys.readouterr().out

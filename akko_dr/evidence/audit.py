@@ -224,6 +224,9 @@ def deficiencies(run: RunRecord, items: list[ChecklistItem]) -> str:
     bad = [r for r in run.scenarios if r.status in ("failed", "skipped")]
     rows = [[escape(f"{history.drill_of(r) or r.feature}: {r.name}"), escape(r.status),
              escape(r.error or "—"), BLANK, BLANK] for r in bad]
+    na = [(r, step, why) for r in run.scenarios for step, why in r.details.get("not applicable", {}).items()]
+    rows += [[escape(f"{history.drill_of(r) or r.feature}: {step}"), "not applicable", escape(str(reason)),
+              BLANK, BLANK] for r, step, reason in na]
     rows += [[escape(c.text), escape(c.status), escape(c.detail), BLANK, BLANK]
              for c in items if c.status != "covered"]
     return ("<h2>Deficiencies register</h2><p>Every failed, not-applicable or open item; the owner and due "
@@ -255,8 +258,15 @@ def integrity_section(inp: AuditInputs) -> str:
     return "<h2>Integrity and evidence files</h2>" + _rows(pairs)
 
 
+def participants(run: RunRecord) -> list[str]:
+    """The people named for the run, then everyone who attested a step (in order, once each)."""
+    attesters = [f"{a['who']} ({a['role']}), attested {a['key']}" for r in run.scenarios
+                 for a in r.details.get("attestations", []) if isinstance(a, dict) and a.get("who")]
+    return list(dict.fromkeys([*run.participants, *attesters])) or [BLANK]
+
+
 def people_and_versions(run: RunRecord) -> str:
-    people = run.participants or [BLANK]
+    people = participants(run)
     versions = [*run.versions.items(), *((f"Component: {k}", v) for k, v in run.components.items()),
                 *(("Emulated", e) for e in run.emulated)]
     return ("<h2>Participants</h2><ul>" + "".join(f"<li>{escape(p)}</li>" for p in people) + "</ul>"

@@ -264,6 +264,16 @@ def verify(run_dir: Path, pinned_public_key: str | None = None) -> Verification:
     return out
 
 
+def missing_runs(evidence_dir: Path, recorded: list[str]) -> Verification:
+    """Runs the history store recorded whose sealed folder is gone (catches deleting the newest run)."""
+    out = Verification(evidence_dir)
+    present, runs = {p.name for p in sealed_runs(evidence_dir)}, list(dict.fromkeys(recorded))
+    out.problems += [f"run {r} is in the history store but its sealed folder is missing"
+                     for r in runs if r not in present]
+    out.notes.append(f"{len(runs)} runs in the history store, {len(present)} sealed folders")
+    return out
+
+
 def sealed_runs(evidence_dir: Path) -> list[Path]:
     """Run folders of an evidence directory that hold a manifest, oldest first."""
     return sorted(p for p in evidence_dir.iterdir()
