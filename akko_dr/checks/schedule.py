@@ -1,0 +1,160 @@
+"""The backup schedule table: each job ran within its interval, is scheduled as written, keeps its backups."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from croniter import croniter
+
+from akko_dr.checks import TOLERANCE, CheckResult, age_text, not_applicable, result, uncovered
+from akko_dr.checks.platform import PlatformSource, newest_completed
+from akko_dr.checks.storage import bucket_lock, expiry_for, lock_problems, lock_text
+from akko_dr.policy import BackupJob, Policy, format_duration
+
+REFS_RUNS = ("playbook: Verification commands — backup CronJobs are green", "DORA Art. 12(1)")
+REFS_TABLE = ("playbook: Backup schedule", "DORA Art. 12(1)")
+_CRON_SAMPLE = 50  # fire times compared when two cron expressions are checked for equivalence
+
+
+def protected_rpo(policy: Policy, job: BackupJob) -> timedelta | None:
+    """The smallest RPO among the classes of the scope rows and databases ``job`` protects."""
+    rpos = [s.klass.rpo for s in policy.scope if job in s.jobs]
+    rpos += [d.klass.rpo for d in policy.databases.values() if d.job == job]
+    return min(rpos, default=None)
+
+
+def job_window(policy: Policy, job: BackupJob) -> timedelta:
+    """How long a job may go without a success: its interval, or for continuous jobs the class RPO."""
+    if job.continuous:
+        return protected_rpo(policy, job) or timedelta(0)
+    return job.interval()
+
+
+def check_job_ran(policy: Policy, job: BackupJob, source: PlatformSource, now: datetime,
+                  tolerance: timedelta = TOLERANCE) -> CheckResult:
+    """The job's last run succeeded, and no longer ago than its window plus the tolerance."""
+    cid, title = f"verification.job-ran.{job.name}", f"{job.name} ran successfully within its schedule"
+    if reason := source.no_runs(job) or _not_a_cronjob(job, source):
+        return not_applicable(cid, title, reason, REFS_RUNS)
+    status = source.job_status(job)
+    window = job_window(policy, job)
+    allowed = window + tolerance
+    last = status.last_success.isoformat() if status.last_success else None
+    figures: dict[str, object] = {"job": job.name, "window": format_duration(window),
+                                  "tolerance": format_duration(tolerance), "last success": last}
+    problems = []
+    if not status.found:
+        problems.append(f"{job.name} is not on the platform (no CronJob named {job.name})")
+    elif status.last_success is None:
+        problems.append(f"{job.name} never ran successfully")
+    else:
+        age = now - status.last_success
+        figures |= {"age": format_duration(age), "age_seconds": round(age.total_seconds(), 1)}
+        if age > allowed:
+            problems.append(f"{job.name} is late by {format_duration(age - allowed)}: last success "
+                            f"{status.last_success:%Y-%m-%d %H:%M}Z, {age_text(age)} ago > "
+                            f"{format_duration(window)} + tolerance {format_duration(tolerance)}")
+    if status.last_failed:
+        figures["last run failed"] = status.last_error
+        problems.append(f"{job.name} failed its last run"
+                        + (f" ({status.last_error})" if status.last_error else ""))
+    verdict = (f"{job.name} last succeeded {figures.get('age')} ago <= {format_duration(window)} "
+               f"+ tolerance {format_duration(tolerance)}")
+    return result(cid, title, problems, verdict, REFS_RUNS, **figures)
+
+
+def _not_a_cronjob(job: BackupJob, source: PlatformSource) -> str | None:
+    if job.continuous and source.no_scheduler() is None:
+        return (f"{job.name} is continuous replication, not a CronJob: "
+                "the replication canary (scope) judges it")
+    return None
+
+
+def same_schedule(a: str, b: str, base: datetime) -> bool:
+    """Whether two cron expressions fire at the same times (compared over the next runs from ``base``)."""
+    if not (croniter.is_valid(a) and croniter.is_valid(b)):
+        return False
+    runs = [list(islice(croniter(expr, base).all_next(datetime), _CRON_SAMPLE)) for expr in (a, b)]
+    return runs[0] == runs[1]
+
+
+def check_job_schedule(job: BackupJob, source: PlatformSource, now: datetime) -> CheckResult:
+    """The platform schedules the job with the policy's cron expression (by fire times, not by text)."""
+    cid, title = f"schedule.cron.{job.name}", f"{job.name} is scheduled as the policy says"
+    if reason := source.no_scheduler() or source.no_runs(job) or _not_a_cronjob(job, source):
+        return not_applicable(cid, title, reason, REFS_TABLE)
+    status = source.job_status(job)
+    figures = {"job": job.name, "policy schedule": job.schedule, "platform schedule": status.schedule,
+               "interval": format_duration(job.interval())}
+    problems = []
+    if not status.found:
+        problems.append(f"{job.name} is not on the platform (no CronJob named {job.name})")
+    elif not same_schedule(job.schedule, status.schedule or "", now):
+        problems.append(f"{job.name} is scheduled {status.schedule!r}, the policy says {job.schedule!r}")
+    verdict = f"{job.name} runs {job.schedule!r} (every {format_duration(job.interval())}) as the policy says"
+    return result(cid, title, problems, verdict, REFS_TABLE, **figures)
+
+
+def check_job_retention(policy: Policy, job: BackupJob, source: PlatformSource, s3: Any) -> CheckResult:
+    """The store keeps the job's backups at least as long as the policy's cold retention."""
+    cid, title = f"schedule.retention.{job.name}", f"{job.name} backups are kept as long as the policy says"
+    if reason := source.no_runs(job):
+        return not_applicable(cid, title, reason, REFS_TABLE)
+    keep = job.retention.cold
+    if keep is None:
+        return uncovered(cid, title, f"{job.name} has no cold retention in the policy", REFS_TABLE)
+    judge = _RETENTION.get(job.kind)
+    if judge is None:
+        reason = f"no retention check for {job.name}: the policy does not say where its backups are kept"
+        return uncovered(cid, title, reason, REFS_TABLE)
+    problems, figures = judge(policy, job, keep, source, s3)
+    if job.retention.local is not None:
+        figures["local retention"] = (f"{format_duration(job.retention.local)}: not checked (a volume "
+                                      "of the PostgreSQL pod, outside the object store)")
+    verdict = f"{job.name} backups are kept at least {format_duration(keep)}" + (
+        " under a COMPLIANCE lock" if job.retention.worm else "")
+    return result(cid, title, problems, verdict, REFS_TABLE, retention=format_duration(keep), **figures)
+
+
+def _dump_retention(policy: Policy, job: BackupJob, keep: timedelta, source: PlatformSource,
+                    s3: Any) -> tuple[list[str], dict[str, object]]:
+    bucket, problems, figures = policy.storage.backups_bucket, [], {}
+    for name, db in policy.databases.items():
+        if db.job != job:
+            continue
+        prefix = f"{policy.storage.dump_prefix}{name}_"
+        expiry = expiry_for(s3, bucket, prefix)
+        figures[f"s3://{bucket}/{prefix}"] = f"expires after {format_duration(expiry)}" if expiry else "never"
+        if expiry is None:
+            problems.append(f"retention not enforced: no lifecycle rule expires s3://{bucket}/{prefix} "
+                            f"(policy keeps {format_duration(keep)})")
+        elif expiry < keep:
+            problems.append(f"s3://{bucket}/{prefix} expires after {format_duration(expiry)} "
+                            f"< policy {format_duration(keep)}")
+    return problems, figures
+
+
+def _worm_retention(policy: Policy, job: BackupJob, keep: timedelta, source: PlatformSource,
+                    s3: Any) -> tuple[list[str], dict[str, object]]:
+    bucket = policy.storage.replica_bucket
+    lock = bucket_lock(s3, bucket)
+    figures: dict[str, object] = {f"s3://{bucket} lock": lock_text(lock)}
+    return lock_problems(bucket, lock, "COMPLIANCE" if job.retention.worm else None, keep), figures
+
+
+def _velero_retention(policy: Policy, job: BackupJob, keep: timedelta, source: PlatformSource,
+                      s3: Any) -> tuple[list[str], dict[str, object]]:
+    newest = newest_completed(source.velero_backups())
+    if newest is None:
+        return [f"no completed Velero backup to read the retention of ({job.name})"], {}
+    ttl = format_duration(newest.ttl) if newest.ttl else "none"
+    figures: dict[str, object] = {"backup": newest.name, "ttl": ttl}
+    if newest.ttl is None or newest.ttl < keep:
+        return [f"Velero backup {newest.name} expires after {ttl} < policy {format_duration(keep)}"], figures
+    return [], figures
+
+
+_RETENTION = {"pg-dump": _dump_retention, "mirror": _worm_retention, "velero": _velero_retention}
+

@@ -1,0 +1,48 @@
+@verification @dora-11.6 @dora-12.1
+Feature: Verification — the playbook's verification commands, run as checks
+  The playbook ends with four verification commands: backup jobs are green, the latest
+  PostgreSQL dump is recent, Velero has a recent successful backup, and the audit trail is
+  immutable. Each is run here against the drill target, and judged by the figures of the
+  policy file: a job's own schedule, a database's backup job, the audit lock's mode and
+  retention. A check the target cannot run is reported as not applicable, with the reason.
+
+  Background:
+    Given the AKKO platform is running on the drill target
+
+  Scenario Outline: The <job> backup job ran successfully within its schedule
+    When the platform is asked for the last runs of the "<job>" backup job
+    Then its last run succeeded within its schedule interval plus the tolerance
+
+    Examples:
+      | job                        |
+      | akko-pg-backup             |
+      | akko-pg-data-backup        |
+      | akko-minio-replicate       |
+      | akko-keycloak-realm-export |
+      | akko-velero-ns-akko        |
+
+  Scenario: The latest dump of every database is younger than its backup job allows
+    When the object store is listed for the latest dump of every database in the policy
+    Then every database has a dump younger than its backup interval plus the tolerance
+
+  @live-only
+  Scenario: The newest completed Velero backup is younger than its schedule allows
+    When the platform is asked for its Velero backups
+    Then the newest completed one is younger than the Velero schedule interval plus the tolerance
+
+  @worm @dora-12.3
+  Scenario: The audit bucket is locked in the policy's mode for at least the policy's retention
+    When the Object Lock configuration of the audit bucket is read
+    Then the lock has the policy's mode and at least the policy's retention
+
+  @worm @dora-12.3
+  Scenario: A locked audit record cannot be deleted
+    Given a probe record is written to the audit bucket under its lock
+    When someone tries to delete the locked version of the probe record
+    Then the object store refuses the deletion
+
+  @worm @dora-12.3
+  Scenario: The retention of a locked audit record cannot be shortened
+    Given a probe record is written to the audit bucket under its lock
+    When someone tries to shorten the retention of the probe record
+    Then the object store refuses to shorten it

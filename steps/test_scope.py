@@ -1,0 +1,58 @@
+"""Steps of features/scope.feature (checks: akko_dr/checks/scope.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_bdd import parsers, scenarios, then, when
+from pytest_bdd.feature import get_feature
+
+from akko_dr.checks import CheckResult, result
+from akko_dr.checks.bdd import conclude, platform_of
+from akko_dr.checks.scope import ScopeContext, check_component
+from akko_dr.evidence.record import ScenarioRecord
+from akko_dr.measure import utcnow
+from akko_dr.policy import Policy
+from akko_dr.sandbox import Sandbox
+from akko_dr.targets import Target
+
+FEATURE = "scope.feature"
+scenarios(FEATURE)
+
+
+@pytest.fixture
+def scope_context(target: Target) -> ScopeContext:
+    """The sandbox has no continuous replication: its mirror job stands in, run once per canary."""
+    sandbox = target.jobs if isinstance(target.jobs, Sandbox) else None
+    mirror = next((j for j in target.policy.jobs.values() if j.kind == "mirror"), None)
+    run_mirror = (lambda: sandbox.run_job(mirror.name)) if sandbox and mirror else None
+    return ScopeContext(target.policy, platform_of(target), target.store, utcnow(), run_mirror)
+
+
+@when(parsers.parse('the backup artefacts of "{component}" are looked for on the drill target'),
+      target_fixture="check")
+def _(policy: Policy, scope_context: ScopeContext, component: str) -> CheckResult:
+    rows = [row for row in policy.scope if row.component == component]
+    assert rows, f"no component {component!r} in the policy's scope table"
+    return check_component(scope_context, rows[0])
+
+
+@then("each of them exists, is not empty and is fresh")
+@then("none of them is left unchecked")
+def _(check: CheckResult, evidence: ScenarioRecord, target: Target) -> None:
+    conclude(check, evidence, target.kind)
+
+
+@when("the components of the policy's scope table are compared with the components above",
+      target_fixture="check")
+def _(policy: Policy, pytestconfig: pytest.Config) -> CheckResult:
+    base = Path(pytestconfig.rootpath, pytestconfig.getini("bdd_features_base_dir"))
+    feature = get_feature(str(base), FEATURE)
+    listed = {ctx["component"] for sc in feature.scenarios.values() for ex in sc.examples
+              for ctx in ex.as_contexts() if "component" in ctx}
+    missing = [row.component for row in policy.scope if row.component not in listed]
+    return result("scope.coverage", "every scope component is checked", [
+        f"uncovered: {', '.join(missing)} not checked by {FEATURE}"] if missing else [],
+        f"all {len(policy.scope)} components of the scope table are checked", ("playbook: Scope",),
+        components=sorted(listed))
