@@ -122,6 +122,10 @@ def _create_buckets(policy: Policy, s3: boto3.client) -> None:
     for bucket in st.hot_buckets:
         for key, body in warehouse_objects():
             s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3.put_bucket_lifecycle_configuration(Bucket=st.backups_bucket, LifecycleConfiguration={"Rules": [
+        {"ID": f"{name}-cold", "Status": "Enabled", "Filter": {"Prefix": f"{st.dump_prefix}{name}_"},
+         "Expiration": {"Days": db.job.retention.cold.days}}
+        for name, db in policy.databases.items() if db.job.retention.cold]})  # as the chart's ILM rules
     s3.create_bucket(Bucket=st.audit_bucket, ObjectLockEnabledForBucket=True)
     s3.put_object_lock_configuration(Bucket=st.audit_bucket, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
