@@ -180,3 +180,18 @@ def test_a_signing_key_inside_the_evidence_folder_is_refused(tmp_path: Path) -> 
         integrity.signer_for(key, tmp_path / "ev")
     assert main(["keygen", str(tmp_path / "ev" / "new.pem"), "--evidence-dir", str(tmp_path / "ev")]) == 2
 
+
+
+def test_a_broken_part_of_the_evidence_step_is_named_and_the_run_sealed(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".feature", seal=FEATURE)
+    pytester.makepyfile(test_seal=STEPS)
+    pytester.makeini("[pytest]\nmarkers =\n    drill-x\n")
+    (pytester.path / "ev" / "history.jsonl").mkdir(parents=True)  # the history store cannot be written
+    result = pytester.runpytest_subprocess("-p", "akko_dr.evidence.plugin", "--evidence-dir", "ev",
+                                           "--no-audit-pdf")
+    result.stdout.fnmatch_lines(["*akko-dr evidence step FAILED: history failed: IsADirectoryError*"])
+    run = (pytester.path / "ev" / "latest").resolve()
+    assert integrity.verify(run).ok
+    manifest = json.loads((run / integrity.MANIFEST).read_text())
+    assert [f.split(":")[0] for f in manifest["failures"]] == ["history failed"]
+    assert "audit-report.html" in manifest["files"]

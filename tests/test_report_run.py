@@ -15,7 +15,7 @@ import pytest
 
 from akko_dr.cli import main
 from akko_dr.evidence import audit, browser, finish, integrity
-from akko_dr.policy import format_duration
+from akko_dr.policy import format_duration, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARY_ENV = ("AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "AKKO_DR_S3_SECRET_KEY", "KUBECONFIG_TOKEN")
@@ -72,6 +72,8 @@ def test_the_audit_report_carries_the_measured_figures(drill_run: DrillRun) -> N
     assert f"{format_duration(measured['rto_seconds'])} / {format_duration(measured['rto_target_seconds'])}" \
         in first
     assert measured["backup"]["sha256"] in report
+    job_retention = finish.retention(load_policy())[measured["backup"]["job"]]
+    assert f"Immutability</th><td>policy: {job_retention}; object store: " in report
     assert "segregated restore: yes" in first
 
 

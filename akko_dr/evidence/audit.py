@@ -40,6 +40,7 @@ class AuditInputs:
     signer: dict[str, str]
     previous: dict[str, str] | None
     outputs: dict[str, str] = field(default_factory=dict)  # file -> what it is
+    retention: dict[str, str] = field(default_factory=dict)  # backup job -> its retention and WORM status
     notes: list[str] = field(default_factory=list)
 
 
@@ -165,11 +166,20 @@ def objectives(run: RunRecord) -> str:
             + _table(["Drill", "Title", "Objective (class scenario)", "Scope", "Success criteria"], rows))
 
 
-def _backup(rec: ScenarioRecord) -> list[tuple[str, str]]:
+def _immutability(run: RunRecord, b: dict[str, Any], retention: dict[str, str]) -> str:
+    said = b.get("object_lock") or b.get("immutability")
+    if said:
+        return str(said)
+    store = "; ".join(e for e in run.emulated if "WORM" in e)
+    return "; ".join(p for p in (f"policy: {retention.get(str(b.get('job')), 'job not in the policy')}",
+                                 store) if p)
+
+
+def _backup(run: RunRecord, rec: ScenarioRecord, retention: dict[str, str]) -> list[tuple[str, str]]:
     if not rec.backup:
         return [("Backup provenance", "no backup was used")]
     b = rec.backup
-    lock = b.get("object_lock") or b.get("immutability") or "not recorded by the drill"
+    lock = _immutability(run, b, retention)
     return [("Backup object", str(b.get("uri", b.get("key", "")))),
             ("Backup taken (UTC)", str(b.get("taken_at"))),
             ("Backup size (bytes)", str(b.get("size"))), ("Backup sha256", str(b.get("sha256"))),
@@ -181,7 +191,7 @@ def _dora(run: RunRecord, rec: ScenarioRecord) -> str:
     return "; ".join(refs) or "none tagged"
 
 
-def drill_detail(run: RunRecord, rec: ScenarioRecord) -> str:
+def drill_detail(run: RunRecord, rec: ScenarioRecord, retention: dict[str, str]) -> str:
     d = rec.details
     segregated = d.get("segregated_restore")
     pairs = [("Feature", rec.feature), ("Scenario", rec.name), ("Result", rec.status.upper()),
@@ -189,7 +199,7 @@ def drill_detail(run: RunRecord, rec: ScenarioRecord) -> str:
              ("Class", rec.target_class or "—"),
              ("RTO measured / target", f"{_fig(rec.rto_seconds)} / {_fig(rec.rto_target_seconds)}"),
              ("RPO measured / target", f"{_fig(rec.rpo_seconds)} / {_fig(rec.rpo_target_seconds)}"),
-             *_backup(rec),
+             *_backup(run, rec, retention),
              ("Integrity checks", str(d.get("integrity check", "not recorded"))),
              ("Segregated restore (DORA Art. 12(3))",
               "not recorded" if segregated is None else
@@ -295,7 +305,7 @@ def sign_off() -> str:
 def render(inp: AuditInputs) -> str:
     """The whole report: first page, then objectives, detail, checklist, deficiencies, history, the rest."""
     run = inp.run
-    detail = "".join(drill_detail(run, r) for r in run.scenarios if history.judged(r))
+    detail = "".join(drill_detail(run, r, inp.retention) for r in run.scenarios if history.judged(r))
     body = [first_page(inp), "<div class='page'>", objectives(run), "<h2>Drill detail</h2>",
             detail or "<p>No drill measured figures in this run.</p>", record_lines(run),
             checklist_section(inp.checklist), deficiencies(run, inp.checklist), history_section(inp.history),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from akko_dr.evidence import audit, browser, history, integrity, metrics
 from akko_dr.evidence.objectives import checklist
-from akko_dr.evidence.record import RunRecord
-from akko_dr.policy import Policy
+from akko_dr.evidence.record import RunRecord, one_line
+from akko_dr.policy import Policy, format_duration
 
 PDF = "audit-report.pdf"
+T = TypeVar("T")
 
 
 @dataclass
@@ -24,12 +26,7 @@ class Finishing:
     pdf: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def _timed(fin: Finishing, name: str, t0: float) -> float:
-    now = time.monotonic()
-    fin.timings[name] = round(now - t0, 3)
-    return now
+    failures: list[str] = field(default_factory=list)
 
 
 def _outputs(run: RunRecord, pdf: bool) -> dict[str, str]:
@@ -41,36 +38,57 @@ def _outputs(run: RunRecord, pdf: bool) -> dict[str, str]:
     return {k: v for k, v in out.items() if k in (audit.AUDIT_REPORT, PDF) or (run.run_dir / k).exists()}
 
 
-def _pdf(run_dir: Path, fin: Finishing) -> None:
+def retention(policy: Policy) -> dict[str, str]:
+    """Each backup job's retention as the policy states it, and whether it is WORM."""
+    out = {}
+    for job in policy.jobs.values():
+        kept = [f"{where} {format_duration(d)}" for where, d in (("local", job.retention.local),
+                                                                 ("cold", job.retention.cold)) if d]
+        out[job.name] = f"{', '.join(kept) or 'no retention'}; WORM: {'yes' if job.retention.worm else 'no'}"
+    return out
+
+
+def _step(fin: Finishing, name: str, action: Callable[[], T]) -> T | None:
+    """Run one part of the closing step, timed; a failing part is named, and the run is still sealed."""
+    t0 = time.monotonic()
     try:
-        browser.print_pdf(run_dir / audit.AUDIT_REPORT, run_dir / PDF)
-    except (OSError, subprocess.SubprocessError) as err:
-        fin.notes.append(f"PDF not produced: {type(err).__name__}")
+        return action()
+    except Exception as err:  # one broken part must not leave the run unsealed
+        fin.failures.append(f"{name} failed: {one_line(err)}")
+        return None
+    finally:
+        fin.timings[name] = round(time.monotonic() - t0, 3)
+
+
+def _report(run: RunRecord, fin: Finishing, past: list[dict[str, Any]], previous: dict[str, str] | None,
+            make_pdf: bool) -> Path:
+    inputs = audit.AuditInputs(run, checklist(run, fin.policy), past, fin.signer.describe(), previous,
+                               outputs=_outputs(run, make_pdf), notes=fin.notes,
+                               retention=retention(fin.policy))
+    path = run.run_dir / audit.AUDIT_REPORT
+    path.write_text(audit.render(inputs))
+    return path
 
 
 def finish(run: RunRecord, fin: Finishing) -> Path:
     """Write everything after results.json and seal the run; returns the manifest path."""
-    t0 = start = time.monotonic()
+    start = time.monotonic()
     rows = history.figures(run)
-    past = history.append(run.run_dir.parent, rows)
-    t0 = _timed(fin, "history", t0)
-    _, pushed = metrics.write(run.run_dir, rows, past)
-    fin.notes.append(f"metrics {pushed}")
-    t0 = _timed(fin, "metrics", t0)
+    past = _step(fin, "history", lambda: history.append(run.run_dir.parent, rows)) or rows
+    pushed = _step(fin, "metrics", lambda: metrics.write(run.run_dir, rows, past))
+    if pushed:
+        fin.notes.append(f"metrics {pushed[1]}")
     make_pdf = fin.pdf and browser.chromium() is not None
     if fin.pdf and not make_pdf:
         fin.notes.append("PDF not produced: chromium is not installed")
     previous = integrity.previous_link(run.run_dir)
-    inputs = audit.AuditInputs(run, checklist(run, fin.policy), past, fin.signer.describe(), previous,
-                               _outputs(run, make_pdf), fin.notes)
-    (run.run_dir / audit.AUDIT_REPORT).write_text(audit.render(inputs))
-    t0 = _timed(fin, "audit report", t0)
-    if make_pdf:
-        _pdf(run.run_dir, fin)
-        t0 = _timed(fin, "pdf", t0)
+    report = _step(fin, "audit report", lambda: _report(run, fin, past, previous, make_pdf))
+    if make_pdf and report:
+        _step(fin, "pdf", lambda: browser.print_pdf(report, run.run_dir / PDF))
     fin.timings["total before sealing"] = round(time.monotonic() - start, 3)
-    path = integrity.seal(run.run_dir, fin.signer, previous,
-                          {"evidence_step_seconds": fin.timings, "notes": fin.notes})
-    _timed(fin, "seal", t0)
+    t0 = time.monotonic()
+    extra = {"evidence_step_seconds": fin.timings, "notes": fin.notes, "failures": fin.failures}
+    path = integrity.seal(run.run_dir, fin.signer, previous, extra)
+    fin.timings["seal"] = round(time.monotonic() - t0, 3)
     fin.timings["total"] = round(time.monotonic() - start, 3)
     return path

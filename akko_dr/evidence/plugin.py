@@ -192,3 +192,5 @@ class EvidencePlugin:
             reporter.write_line(f"akko-dr evidence sealed: {manifest} ({self.signer.kind} key "
                                 f"{self.signer.key_id}); evidence step {fin.timings['total'] * 1000:.0f} ms "
                                 f"({steps})")
+            for failure in fin.failures:
+                reporter.write_line(f"akko-dr evidence step FAILED: {failure}", red=True, bold=True)
