@@ -10,7 +10,7 @@ from pathlib import Path
 
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
-from akko_dr.ports import Database, JobRunner, ObjectStore, Orchestrator
+from akko_dr.ports import Database, IdentityProvider, JobRunner, ObjectStore, Orchestrator, Platform
 
 
 @dataclass
@@ -25,6 +25,8 @@ class Target:
     workdir: Path
     jobs: JobRunner | None = None
     heal: Callable[[], list[str]] | None = None  # sandbox only: undo damage left by an earlier scenario
+    platform: Platform | None = None  # Drill 2: lose and provision the whole platform
+    identities: IdentityProvider | None = None  # Drill 3: suspend and rotate a compromised identity
     components: dict[str, str] = field(default_factory=dict)
     emulated: list[str] = field(default_factory=list)
     destructive_allowed: bool = False

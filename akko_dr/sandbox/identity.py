@@ -1,0 +1,105 @@
+"""The sandbox's identity provider: PostgreSQL login roles with passwords (Keycloak's stand-in).
+
+The embedded server trusts the ``postgres`` superuser on its Unix socket; every other role must
+give its password (SCRAM), so a suspended or rotated identity is really locked out. Passwords live
+in memory only and never reach a report or a log.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql as q
+
+from akko_dr.adapters.postgres import PostgresDatabase
+from akko_dr.errors import DrillError
+from akko_dr.policy import Policy
+
+_HBA = "local all postgres trust\nlocal all all scram-sha-256\n"
+
+
+def password_hba(path: Path) -> None:
+    """Put password authentication for every role but ``postgres`` first in ``pg_hba.conf``."""
+    text = path.read_text()
+    if not text.startswith(_HBA):
+        path.write_text(_HBA + text)
+
+
+class PostgresLoginRoles:
+    """Identities as PostgreSQL login roles; the sandbox's administrators are superusers."""
+
+    kind = "PostgreSQL login roles (sandbox stand-in for Keycloak)"
+
+    def __init__(self, db: PostgresDatabase, policy: Policy) -> None:
+        self._db = db
+        self._policy = policy
+        self._secrets: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"PostgresLoginRoles({sorted(self._secrets)})"
+
+    def provision_all(self) -> None:
+        """Create the identities the drills name (the policy's compromised identity)."""
+        identity = self._policy.drills.get("drill-3", {}).get("compromised_identity")
+        if identity:
+            self.provision(identity)
+
+    def provision(self, identity: str) -> None:
+        """(Re-)create ``identity`` as an active administrator with a fresh password."""
+        secret = secrets.token_urlsafe(18)
+        role = q.Identifier(identity)
+        if not self.exists(identity):
+            self._query(q.SQL("CREATE ROLE {} SUPERUSER").format(role))
+        self._query(q.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, q.Literal(secret)))
+        self._secrets[identity] = secret
+
+    def _query(self, statement: str | q.Composable, args: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self._db.dsn("postgres"), autocommit=True) as conn:
+            cur = conn.execute(statement, args)
+            return cur.fetchall() if cur.description else []
+
+    def exists(self, identity: str) -> bool:
+        return bool(self._query("SELECT 1 FROM pg_roles WHERE rolname = %s", (identity,)))
+
+    def require(self, identity: str) -> None:
+        """Refuse, in one line, an identity the provider does not know."""
+        if not self.exists(identity):
+            raise DrillError(f"identity {identity!r} does not exist in {self.kind}; nothing was changed")
+
+    def credential(self, identity: str) -> str:
+        """The identity's current secret (what an attacker holding it would use)."""
+        self.require(identity)
+        return self._secrets[identity]
+
+    def dsn(self, identity: str, secret: str, database: str = "postgres") -> str:
+        """A DSN logging in as ``identity``; never print it (it holds the secret)."""
+        parts = urlsplit(self._db.dsn(database))
+        user = f"{quote(identity, safe='')}:{quote(secret, safe='')}"
+        return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rpartition('@')[2]}"))
+
+    def suspend(self, identity: str) -> int:
+        """NOLOGIN, then end its open sessions; return how many were ended."""
+        self.require(identity)
+        self._query(q.SQL("ALTER ROLE {} NOLOGIN").format(q.Identifier(identity)))
+        return len(self._query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                               (identity,)))
+
+    def rotate(self, identity: str) -> None:
+        """Give the identity a new random password, kept in memory only."""
+        self.require(identity)
+        secret = secrets.token_urlsafe(18)
+        self._query(q.SQL("ALTER ROLE {} PASSWORD {}").format(q.Identifier(identity), q.Literal(secret)))
+        self._secrets[identity] = secret
+
+    def can_authenticate(self, identity: str, secret: str) -> tuple[bool, str]:
+        """Whether ``identity`` can log in with ``secret``, and the server's answer (secret-free)."""
+        try:
+            with psycopg.connect(self.dsn(identity, secret), connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError as err:
+            lines = str(err).strip().splitlines()
+            return False, (lines[-1] if lines else type(err).__name__).replace(secret, "***")
+        return True, "logged in"

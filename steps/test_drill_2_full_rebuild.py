@@ -1,0 +1,235 @@
+"""Steps of features/drill_2_full_rebuild.feature (logic: akko_dr/drills/full_rebuild.py).
+
+Drill 2 destroys a whole platform, so on the sandbox it runs on a sandbox of its own, never on the
+session's shared one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from akko_dr import faults
+from akko_dr.attestation import Answers, record_attestation, record_not_applicable
+from akko_dr.backup import latest_backup
+from akko_dr.canary import wait_for_write
+from akko_dr.drills.full_rebuild import FullRebuildDrill
+from akko_dr.errors import DrillError
+from akko_dr.evidence.record import ScenarioRecord
+from akko_dr.measure import Measurement
+from akko_dr.policy import Policy
+from akko_dr.sandbox import Sandbox, start_sandbox
+from akko_dr.targets import Target, new_run_id
+from akko_dr.wiring import sandbox_target
+
+scenarios("drill_2_full_rebuild.feature")
+
+KUBERNETES = "kubernetes"
+
+
+@pytest.fixture(scope="module")
+def own_sandbox(target: Target, policy: Policy) -> Iterator[tuple[Sandbox, Path] | None]:
+    """On the sandbox, a sandbox of its own with a service per database, which each scenario rebuilds
+    again on a newer server; None elsewhere."""
+    if target.kind != "sandbox":
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="akko-dr-drill-2-"))  # not under pytest's tmp: see open_sandbox
+    try:
+        with start_sandbox(policy, root=root / "sandbox", consumers=tuple(policy.databases),
+                           initial_backups=False) as own:
+            yield own, root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def rebuild_target(target: Target, own_sandbox: tuple[Sandbox, Path] | None) -> Target:
+    """The target Drill 2 destroys and rebuilds: never the session's shared sandbox."""
+    return target if own_sandbox is None else sandbox_target(*own_sandbox)
+
+
+@pytest.fixture
+def drill_2(rebuild_target: Target, evidence: ScenarioRecord) -> Iterator[FullRebuildDrill]:
+    """One Drill 2 run; whatever happens, no half-done restore is left on the new platform."""
+    drill = FullRebuildDrill(rebuild_target, new_run_id())
+    evidence.details["drill target"] = dict(rebuild_target.components, note="a sandbox of its own: "
+                                            "Drill 2 never touches the shared one")
+    yield drill
+    if drill.validated_at is None:
+        drill.abort()
+    evidence.details.update(drill.evidence())
+
+
+@given("a whole AKKO platform is running on a drill target of its own")
+def _(drill_2: FullRebuildDrill) -> None:
+    target = drill_2.target
+    silent = [name for name in target.policy.databases
+              if target.orchestrator.running(target.policy.database(name).consumer) < 1]
+    assert not silent, f"services not running for {', '.join(silent)}"
+
+
+@given("fresh backups of every database and a mirror of the object data are off-site")
+def _(drill_2: FullRebuildDrill) -> None:
+    target = drill_2.target
+    assert target.jobs is not None, f"the {target.kind} target cannot trigger the backup jobs"
+    for name in target.policy.databases:
+        wait_for_write(target.db, name)
+    for job in {info.job.name for info in target.policy.databases.values()} | {"akko-minio-replicate"}:
+        run = target.jobs.run_job(job)
+        assert run.succeeded, f"backup job {job} failed: {run.error}"
+
+
+@given("every service has written new data since those backups")
+def _(drill_2: FullRebuildDrill) -> None:
+    target = drill_2.target
+    for name in target.policy.databases:
+        wait_for_write(target.db, name, after=latest_backup(target.policy, target.store, name).taken_at)
+
+
+@given(parsers.parse("the latest backup of the {database} database is corrupt"))
+def _(drill_2: FullRebuildDrill, database: str) -> None:
+    faults.corrupt_backup(drill_2.target, database)
+
+
+@when("the whole platform is lost")
+def _(drill_2: FullRebuildDrill) -> None:
+    drill_2.lose_platform()
+
+
+@when("the incident is declared")
+def _(drill_2: FullRebuildDrill) -> None:
+    drill_2.declare_incident()
+
+
+@when("a new, empty platform is provisioned")
+def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord) -> None:
+    drill_2.provision_platform()
+    if drill_2.target.kind == "sandbox":
+        evidence.details["provisioning"] = ("sandbox stand-in: a fresh PostgreSQL server in a new directory "
+                                            "and empty hot buckets (live: new cluster + AKKO from Harbor)")
+
+
+@when("the platform's namespace is restored from the newest Velero backup")
+def _(drill_2: FullRebuildDrill, request: pytest.FixtureRequest, evidence: ScenarioRecord) -> None:
+    orchestrator = drill_2.target.orchestrator.kind
+    if orchestrator != KUBERNETES:
+        reason = f"no Kubernetes namespace or Velero on this target (orchestrator: {orchestrator})"
+        drill_2.not_applicable_here("Velero restore", reason)
+        record_not_applicable(request, evidence, "Velero restore", reason)
+        return
+    raise DrillError("Velero restore needs the live-cluster adapters (not wired yet); nothing was touched")
+
+
+@when("every database is replayed from its latest backup, in parallel")
+def _(drill_2: FullRebuildDrill) -> None:
+    drill_2.replay_databases()
+
+
+@when("the object data is restored from its replica")
+def _(drill_2: FullRebuildDrill) -> None:
+    drill_2.restore_objects()
+
+
+@when("every service is restarted on the new platform")
+def _(drill_2: FullRebuildDrill) -> None:
+    drill_2.restart_services()
+
+
+@when("DNS is re-pointed to the new platform")
+def _(drill_2: FullRebuildDrill, request: pytest.FixtureRequest, evidence: ScenarioRecord,
+      answers: Answers) -> None:
+    if drill_2.target.kind == "sandbox":
+        reason = "no DNS or load balancer on the sandbox: services reach the new server by its socket path"
+        drill_2.not_applicable_here("DNS re-point", reason)
+        record_not_applicable(request, evidence, "DNS re-point", reason)
+        return
+    record_attestation(request, evidence, answers.attest(
+        "drill-2-dns", "Which address does the platform's DNS name now resolve to, and who changed it?"))
+
+
+@then("every service is validated on the new platform")
+@then("every service whose database came back is validated on the new platform")
+def _(drill_2: FullRebuildDrill) -> None:
+    drill_2.validate_services()
+
+
+@then("every database matches what its backup recorded")
+def _(drill_2: FullRebuildDrill) -> None:
+    wrong = drill_2.mismatches()
+    assert not wrong, f"expected every database as its backup recorded; actual: {'; '.join(wrong)}"
+
+
+@then(parsers.parse("every other database matches what its backup recorded"))
+def _(drill_2: FullRebuildDrill) -> None:
+    broken = tuple(r.name for r in drill_2.databases.values() if r.error)
+    wrong = drill_2.mismatches(skip=broken)
+    assert not wrong, f"expected the other databases back as recorded; actual: {'; '.join(wrong)}"
+
+
+@then("every object matches its replica")
+def _(drill_2: FullRebuildDrill) -> None:
+    wrong = drill_2.object_mismatches()
+    assert drill_2.objects, "no object data was restored"
+    assert not wrong, f"expected every object as in the replica; actual: {'; '.join(wrong)}"
+
+
+@then(parsers.parse('the rebuild fails, naming {database} because "{reason}"'))
+def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, database: str, reason: str) -> None:
+    with pytest.raises(DrillError) as failure:
+        drill_2.require_complete()
+    message = str(failure.value)
+    evidence.details["drill outcome"] = f"failed: {message}"
+    assert f"{database}: " in message and reason in message, (
+        f"expected the failure to name {database} because {reason!r}; actual: {message!r}")
+
+
+@then(parsers.parse("the recovery time is within the {klass} RTO"))
+def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, klass: str) -> None:
+    _within(drill_2, evidence, klass, drill_2.rto())
+
+
+@then(parsers.parse("the data loss is within the {klass} RPO"))
+def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, klass: str) -> None:
+    _within(drill_2, evidence, klass, drill_2.rpo())
+
+
+@then("every database is within the RTO and RPO of its own class")
+def _(drill_2: FullRebuildDrill) -> None:
+    missed = drill_2.per_database_misses()
+    assert not missed, "; ".join(missed)
+
+
+@then("the parallel replay is timed against a sequential replay of the same backups")
+def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord) -> None:
+    bench = drill_2.compare_replay()
+    evidence.details["parallel replay speed-up"] = (
+        f"{bench['speed_up']}x ({bench['sequential_s']}s sequential, {bench['parallel_s']}s with "
+        f"{bench['workers']} workers, {bench['dumps']} backups)")
+    restored = sum(r.restored for r in drill_2.databases.values())
+    assert bench["dumps"] == restored, f"expected {restored} backups replayed twice; actual {bench['dumps']}"
+
+
+@then("the decision to rebuild the whole platform is attested")
+def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers) -> None:
+    record_attestation(request, evidence, answers.attest(
+        "drill-2-decision", "Who decided to rebuild the whole platform, when, and on what grounds?"))
+
+
+@then("the communication to management during the rebuild is attested")
+def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers) -> None:
+    record_attestation(request, evidence, answers.attest(
+        "drill-2-management", "Who informed management of the rebuild, when, and what was said?"))
+
+
+def _within(drill: FullRebuildDrill, evidence: ScenarioRecord, klass: str, measurement: Measurement) -> None:
+    named = drill.target.policy.klass(klass)
+    assert named == measurement.klass, (
+        f"Drill 2 is judged against {measurement.klass.title} in the policy, not {named.title}")
+    evidence.measure(measurement)
+    assert measurement.met, measurement.verdict()
