@@ -100,6 +100,8 @@ def test_no_secret_appears_in_any_file_or_log_of_the_run(drill_run: DrillRun) ->
     found += [f"{name} in the run's output" for name, needle in needles.items()
               if needle in drill_run.output.encode()]
     assert not found, found
+    failures = json.loads((drill_run.run_dir / integrity.MANIFEST).read_text())["failures"]
+    assert failures == [], f"the evidence step had to redact or failed: {failures}"
 
 
 def _png_size(png: Path) -> tuple[int, int]:

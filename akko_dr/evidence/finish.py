@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from akko_dr.evidence import audit, browser, history, integrity, metrics
+from akko_dr.evidence import audit, browser, history, integrity, metrics, redact
 from akko_dr.evidence.objectives import checklist
 from akko_dr.evidence.record import RunRecord, one_line
 from akko_dr.policy import Policy, format_duration
@@ -27,6 +27,7 @@ class Finishing:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # name -> value, never written
 
 
 def _outputs(run: RunRecord, pdf: bool) -> dict[str, str]:
@@ -70,6 +71,12 @@ def _report(run: RunRecord, fin: Finishing, past: list[dict[str, Any]], previous
     return path
 
 
+def _scan(run_dir: Path, secrets: dict[str, str]) -> list[str]:
+    """Redact secrets from the run's text files and the history store, before the PDF and the seal."""
+    files = [run_dir / f for f in integrity.run_files(run_dir)] + [run_dir.parent / history.HISTORY]
+    return redact.scrub((f for f in files if f.is_file()), secrets)
+
+
 def finish(run: RunRecord, fin: Finishing) -> Path:
     """Write everything after results.json and seal the run; returns the manifest path."""
     start = time.monotonic()
@@ -83,6 +90,7 @@ def finish(run: RunRecord, fin: Finishing) -> Path:
         fin.notes.append("PDF not produced: chromium is not installed")
     previous = integrity.previous_link(run.run_dir)
     report = _step(fin, "audit report", lambda: _report(run, fin, past, previous, make_pdf))
+    fin.failures += _step(fin, "secrets scan", lambda: _scan(run.run_dir, fin.secrets)) or []
     if make_pdf and report:
         _step(fin, "pdf", lambda: browser.print_pdf(report, run.run_dir / PDF))
     fin.timings["total before sealing"] = round(time.monotonic() - start, 3)

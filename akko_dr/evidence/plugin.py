@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from akko_dr.evidence import context, html, integrity
+from akko_dr.evidence import context, html, integrity, redact
 from akko_dr.evidence.finish import Finishing, finish
 from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
 from akko_dr.measure import utcnow
@@ -63,8 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(err)) from None
     context.fill(run, config.getoption("trigger"), config.getoption("participant"),
                  config.getoption("policy", None), config.getini("markers"))
-    config.pluginmanager.register(EvidencePlugin(run, signer, not config.getoption("no_audit_pdf")),
-                                  "akko-dr-evidence")
+    plugin = EvidencePlugin(run, signer, not config.getoption("no_audit_pdf"))
+    plugin.secrets = redact.snapshot(config.getoption("target_file", None))
+    config.pluginmanager.register(plugin, "akko-dr-evidence")
 
 
 def record_of(item: pytest.Item) -> ScenarioRecord:
@@ -155,6 +156,7 @@ class EvidencePlugin:
 
     def __init__(self, run: RunRecord, signer: integrity.Signer, pdf: bool = True) -> None:
         self.run, self.signer, self.pdf = run, signer, pdf
+        self.secrets: dict[str, str] = {}
 
     def pytest_html_report_title(self, report) -> None:
         report.title = html.title(self.run)
@@ -184,7 +186,8 @@ class EvidencePlugin:
         """Once every writer (pytest-html, JUnit, Cucumber) is done: report, metrics, history, seal."""
         if not self.run.scenarios:
             return
-        fin = Finishing(self.signer, load_policy(config.getoption("policy", None)), self.pdf)
+        fin = Finishing(self.signer, load_policy(config.getoption("policy", None)), self.pdf,
+                        secrets=self.secrets)
         manifest = finish(self.run, fin)
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
