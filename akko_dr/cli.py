@@ -52,6 +52,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("akko_dr.commands_verify", "add_verify_command"),
     ("akko_dr.commands_verify", "add_countersign_command"),
     ("akko_dr.commands_verify", "add_keygen_command"),
+    ("akko_dr.commands_verify", "add_archive_command"),
+    ("akko_dr.checks.command", "add_check_command"),
 )
 
 

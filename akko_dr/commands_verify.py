@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from akko_dr.evidence import history, integrity
+from akko_dr.errors import DrillError
+from akko_dr.evidence import archive, history, integrity
+from akko_dr.policy import load_policy
 
 
 def _targets(path: Path) -> list[Path]:
@@ -53,6 +55,23 @@ def _countersign(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _archive(args: argparse.Namespace, extra: list[str]) -> int:
+    from akko_dr.adapters.s3 import S3ObjectStore
+
+    policy = load_policy(args.policy)
+    bucket = args.bucket or policy.storage.audit_bucket
+    try:
+        done = archive.archive(Path(args.run_dir), S3ObjectStore(args.endpoint), bucket)
+    except (integrity.IntegrityError, DrillError) as err:
+        print(f"akko-dr: {err}", file=sys.stderr)
+        return 1
+    unlocked = [a.key for a in done if not a.lock_mode]
+    for a in done:
+        print(f"  s3://{bucket}/{a.key}  {a.lock_mode or 'NO OBJECT LOCK'}  until {a.retain_until}")
+    print(f"archived {len(done)} objects; {len(unlocked)} without Object Lock")
+    return 1 if unlocked else 0
+
+
 def _keygen(args: argparse.Namespace, extra: list[str]) -> int:
     path = Path(args.path)
     if path.resolve().is_relative_to(Path(args.evidence_dir).resolve()):
@@ -86,6 +105,16 @@ def add_countersign_command(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("--reviewer", required=True, help="the reviewer's name")
     cmd.add_argument("--role", default="independent reviewer")
     cmd.set_defaults(handler=_countersign)
+
+
+def add_archive_command(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("archive", help="copy a verified run to the Object Lock audit bucket (WORM)")
+    cmd.add_argument("run_dir")
+    cmd.add_argument("--endpoint", default=None, help="S3 endpoint URL (default: AWS); credentials from "
+                                                      "the environment, as boto3 reads them")
+    cmd.add_argument("--bucket", default=None, help="default: the policy's audit bucket")
+    cmd.add_argument("--policy", default=None, help="policy file (default: AKKO 2026.04)")
+    cmd.set_defaults(handler=_archive)
 
 
 def add_keygen_command(sub: argparse._SubParsersAction) -> None:

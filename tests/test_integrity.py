@@ -1,15 +1,22 @@
-"""Integrity of the evidence: every change to a sealed run, its signature or the chain is named by verify."""
+"""Integrity of the evidence: every change to a sealed run, its signature or the chain is named by verify;
+a verified run is archived under Object Lock."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
+import requests
+from moto.server import ThreadedMotoServer
 
 from akko_dr.cli import main
-from akko_dr.evidence import integrity
+from akko_dr.evidence import archive, integrity
+from akko_dr.policy import load_policy
 
 FEATURE = """\
 @drill-x
@@ -195,3 +202,45 @@ def test_a_broken_part_of_the_evidence_step_is_named_and_the_run_sealed(pytester
     manifest = json.loads((run / integrity.MANIFEST).read_text())
     assert [f.split(":")[0] for f in manifest["failures"]] == ["history failed"]
     assert "audit-report.html" in manifest["files"]
+
+
+@pytest.fixture
+def audit_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An S3 endpoint with the policy's audit bucket, Object Lock on with the policy's default retention."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "emulator"), ("AWS_SECRET_ACCESS_KEY", "emulator"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()  # moto's state is per process
+    st = load_policy().storage
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=st.audit_bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=st.audit_bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": st.audit_lock_mode, "Days": st.audit_lock_retention.days}}})
+    yield endpoint
+    server.stop()
+
+
+def test_a_verified_run_is_archived_under_the_policy_lock(sealed: Path, audit_bucket: str, capsys) -> None:
+    assert main(["archive", str(sealed), "--endpoint", audit_bucket]) == 0
+    out = capsys.readouterr().out
+    policy = load_policy()
+    expected = [*integrity.run_files(sealed), integrity.MANIFEST, integrity.SIGNATURE]
+    keys = [line.split()[0] for line in out.splitlines() if line.startswith("  s3://")]
+    prefix = f"s3://{policy.storage.audit_bucket}/{archive.PREFIX}{sealed.name}/"
+    assert sorted(keys) == sorted(prefix + rel for rel in expected)
+    assert all(f"  {policy.storage.audit_lock_mode}  until " in line for line in out.splitlines()
+               if line.startswith("  s3://"))
+    until = datetime.fromisoformat(out.splitlines()[0].split("until ")[1])
+    assert (until - datetime.now(UTC)).days in (policy.storage.audit_lock_retention.days - 1,
+                                                policy.storage.audit_lock_retention.days)
+
+
+def test_a_run_that_does_not_verify_is_not_archived(sealed: Path, audit_bucket: str, capsys) -> None:
+    (sealed / "results.json").write_text("{}")
+    assert main(["archive", str(sealed), "--endpoint", audit_bucket]) == 1
+    assert "altered file: results.json" in capsys.readouterr().err
