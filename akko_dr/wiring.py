@@ -53,8 +53,9 @@ def open_sandbox(policy: Policy) -> Iterator[tuple[Sandbox, Target]]:
 
 
 def live_target(policy: Policy, target_file: Path | None, allow_destructive: bool) -> Target:
-    """A real AKKO cluster from a target file; the live adapters come with the live-cluster issue."""
+    """A real AKKO cluster from a target file (``akko_dr.targetfile``); credentials from env or Secrets."""
+    from akko_dr.targetfile import load_target_file, open_live
+
     if target_file is None:
         raise DrillError("the live target needs --target-file (kube context, namespace, endpoints)")
-    raise DrillError("live target adapters are not wired yet (kubernetes orchestrator pending); "
-                     "nothing was touched")
+    return open_live(policy, load_target_file(target_file, policy.namespace), allow_destructive)

@@ -1,0 +1,181 @@
+"""The live target file (YAML): where the cluster, object store and PostgreSQL are, and where their
+credentials come from. Credentials themselves never go in the file, nor in reports or logs.
+
+    kube: {context: prod, namespace: akko, velero_namespace: velero, kubeconfig: ~/.kube/config}
+    s3:
+      endpoint: https://minio.akko.example
+      region: us-east-1
+      buckets: {backups_bucket: akko-backups, audit_bucket: akko-audit-cold}   # overrides of the policy
+      access_key: {env: AKKO_S3_ACCESS_KEY}
+      secret_key: {secret: akko/akko-minio#rootPassword}
+    postgres: {host: akko-postgresql.akko.svc, port: 5432, database: postgres, user: postgres,
+               password: {secret: akko/akko-postgresql#postgres-password}}
+    production: false
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+
+from akko_dr.errors import PolicyError
+from akko_dr.policy import Policy
+from akko_dr.targets import Target
+
+_BUCKET_KEYS = ("backups_bucket", "audit_bucket", "replica_bucket", "hot_buckets")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Where a secret comes from: an environment variable, or a key of a Kubernetes Secret."""
+
+    env: str | None = None
+    secret: tuple[str, str, str] | None = None  # namespace, name, key
+
+    def __str__(self) -> str:
+        return f"env {self.env}" if self.env else "secret {}/{}#{}".format(*self.secret)
+
+
+@dataclass(frozen=True)
+class TargetFile:
+    """A parsed target file: locations and credential sources, no credential values."""
+
+    path: Path
+    namespace: str
+    kube_context: str | None = None
+    kubeconfig: str | None = None
+    velero_namespace: str = "velero"
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    buckets: dict[str, Any] = field(default_factory=dict)
+    s3_access_key: Credential | None = None
+    s3_secret_key: Credential | None = None
+    pg_host: str = ""
+    pg_port: int = 5432
+    pg_database: str = "postgres"
+    pg_user: str = "postgres"
+    pg_password: Credential | None = None
+    production: bool = False
+
+    def apply(self, policy: Policy) -> Policy:
+        """The policy with the bucket names this target uses instead."""
+        overrides = {k: tuple(v) if k == "hot_buckets" else v for k, v in self.buckets.items()}
+        return replace(policy, storage=replace(policy.storage, **overrides)) if overrides else policy
+
+
+def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise PolicyError(f"{where}: {key}: expected a mapping")
+    return value
+
+
+def _credential(section: dict[str, Any], key: str, where: str) -> Credential | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("env"), str):
+        return Credential(env=value["env"])
+    if isinstance(value, dict) and isinstance(value.get("secret"), str):
+        ref = value["secret"]
+        namespace, _, rest = ref.partition("/")
+        name, _, item = rest.partition("#")
+        if namespace and name and item:
+            return Credential(secret=(namespace, name, item))
+    raise PolicyError(f"{where}: {key}: credentials never go in the target file; give "
+                      "{env: VARIABLE} or {secret: namespace/name#key}")
+
+
+def load_target_file(path: str | Path, default_namespace: str = "akko") -> TargetFile:
+    """Parse and validate a target file; a credential value in it is refused (and never echoed)."""
+    where = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as err:
+        raise PolicyError(f"{where}: cannot read target file ({err.strerror})") from None
+    except yaml.YAMLError:
+        raise PolicyError(f"{where}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: expected a mapping at the top level")
+    kube, s3, pg = (_section(raw, k, where) for k in ("kube", "s3", "postgres"))
+    buckets = _section(s3, "buckets", f"{where}: s3")
+    if unknown := set(buckets) - set(_BUCKET_KEYS):
+        raise PolicyError(f"{where}: s3.buckets: unknown {', '.join(sorted(unknown))} "
+                          f"(expected {', '.join(_BUCKET_KEYS)})")
+    return TargetFile(
+        path=Path(path), namespace=str(kube.get("namespace", default_namespace)),
+        kube_context=kube.get("context"), kubeconfig=kube.get("kubeconfig"),
+        velero_namespace=str(kube.get("velero_namespace", "velero")),
+        s3_endpoint=s3.get("endpoint"), s3_region=str(s3.get("region", "us-east-1")), buckets=buckets,
+        s3_access_key=_credential(s3, "access_key", f"{where}: s3"),
+        s3_secret_key=_credential(s3, "secret_key", f"{where}: s3"),
+        pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
+        pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
+        pg_password=_credential(pg, "password", f"{where}: postgres"),
+        production=bool(raw.get("production", False)))
+
+
+SecretReader = Callable[[str, str, str], str]
+
+
+def resolve(credential: Credential | None, read_secret: SecretReader,
+            env: Mapping[str, str] = os.environ) -> str | None:
+    """The credential's value, from the environment or a Kubernetes Secret (never logged)."""
+    if credential is None:
+        return None
+    if credential.env:
+        if credential.env not in env:
+            raise PolicyError(f"credential from {credential}: the variable is not set")
+        return env[credential.env]
+    return read_secret(*credential.secret)
+
+
+def postgres_dsn(tf: TargetFile, password: str | None) -> str:
+    """A libpq URI for the target's PostgreSQL; the password only in memory."""
+    auth = quote(tf.pg_user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = tf.pg_host if not tf.pg_host.startswith("/") else ""
+    query = f"?host={quote(tf.pg_host, safe='/')}" if tf.pg_host.startswith("/") else ""
+    return f"postgresql://{auth}@{host}:{tf.pg_port}/{tf.pg_database}{query}"
+
+
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="akko-dr-live-"))
+
+
+def kube_client(tf: TargetFile) -> Any:
+    """An API client for the file's kubeconfig and context (the default kubeconfig when not named)."""
+    from kubernetes import config
+
+    path = os.path.expanduser(tf.kubeconfig) if tf.kubeconfig else None
+    try:
+        return config.new_client_from_config(config_file=path, context=tf.kube_context)
+    except (config.ConfigException, OSError) as err:
+        raise PolicyError(f"{tf.path}: kube: cannot load kubeconfig ({type(err).__name__})") from None
+
+
+def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any = None) -> Target:
+    """Wire the live target: Kubernetes (read-only checks, Deployments), S3 and PostgreSQL."""
+    from akko_dr.adapters.kube import KubeCluster, KubeOrchestrator
+    from akko_dr.adapters.postgres import PostgresDatabase
+    from akko_dr.adapters.s3 import S3ObjectStore
+
+    cluster = KubeCluster(api or kube_client(tf), tf.namespace, tf.velero_namespace)
+    store = S3ObjectStore(tf.s3_endpoint, region=tf.s3_region,
+                          access_key=resolve(tf.s3_access_key, cluster.secret),
+                          secret_key=resolve(tf.s3_secret_key, cluster.secret))
+    db = PostgresDatabase(postgres_dsn(tf, resolve(tf.pg_password, cluster.secret)))
+    components = {"kubernetes": f"{cluster.api.configuration.host} namespace {tf.namespace}",
+                  "object-store": f"S3 at {store.endpoint}", "postgresql": repr(db),
+                  "credentials": ", ".join(f"{k} from {c}" for k, c in (
+                      ("s3 access key", tf.s3_access_key), ("s3 secret key", tf.s3_secret_key),
+                      ("postgres password", tf.pg_password)) if c)}
+    return Target(kind="live", policy=tf.apply(policy), db=db, store=store,
+                  orchestrator=KubeOrchestrator(cluster), workdir=workdir(), components=components,
+                  destructive_allowed=allow_destructive, production=tf.production)
