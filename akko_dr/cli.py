@@ -28,6 +28,7 @@ def _drill(args: argparse.Namespace, extra: list[str]) -> int:
         results = json.loads((latest / "results.json").read_text())
         print(f"\nEvidence: {latest.resolve() / 'report.html'}")
         print(f"Results:  {latest.resolve() / 'results.json'}")
+        print(f"Report:   {latest.resolve() / 'audit-report.html'}  (akko-dr verify {latest.resolve()})")
         for sc in results["scenarios"]:
             figures = ""
             if sc["rto_seconds"] is not None:

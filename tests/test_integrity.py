@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,10 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from akko_dr.cli import main
 from akko_dr.evidence import archive, integrity
+from akko_dr.measure import wait_for
 from akko_dr.policy import load_policy
 
 FEATURE = """\
@@ -204,25 +207,42 @@ def test_a_broken_part_of_the_evidence_step_is_named_and_the_run_sealed(pytester
     assert "audit-report.html" in manifest["files"]
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.ConnectionError:
+        return False
+
+
 @pytest.fixture
 def audit_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An S3 endpoint with the policy's audit bucket, Object Lock on with the policy's default retention."""
+    """The policy's audit bucket with its Object Lock default, on moto's S3 emulator in its own process
+    (an in-process emulator would share its state with the session's sandbox)."""
     for name, value in (("AWS_ACCESS_KEY_ID", "emulator"), ("AWS_SECRET_ACCESS_KEY", "emulator"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
         monkeypatch.setenv(name, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()  # moto's state is per process
-    st = load_policy().storage
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket=st.audit_bucket, ObjectLockEnabledForBucket=True)
-    s3.put_object_lock_configuration(Bucket=st.audit_bucket, ObjectLockConfiguration={
-        "ObjectLockEnabled": "Enabled",
-        "Rule": {"DefaultRetention": {"Mode": st.audit_lock_mode, "Days": st.audit_lock_retention.days}}})
-    yield endpoint
-    server.stop()
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("the S3 emulator to answer", lambda: _answers(f"{endpoint}/moto-api/"), deadline=30)
+        st = load_policy().storage
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket=st.audit_bucket, ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(Bucket=st.audit_bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": st.audit_lock_mode, "Days": st.audit_lock_retention.days}}})
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_a_verified_run_is_archived_under_the_policy_lock(sealed: Path, audit_bucket: str, capsys) -> None:

@@ -112,7 +112,7 @@ def _png_size(png: Path) -> tuple[int, int]:
 
 @NEEDS_CHROMIUM
 def test_the_first_page_shows_the_verdict_table_in_chromium(drill_run: DrillRun) -> None:
-    """Render the report at A4 size; the verdict table ends within the first page; keep a screenshot."""
+    """Laid out as one printed A4 page, the verdict table ends within it; keep a screenshot of the page."""
     artefacts = drill_run.run_dir.parent / f"{drill_run.run_dir.name}.browser-test"
     artefacts.mkdir(exist_ok=True)
     probe = artefacts / "measure.html"
@@ -120,9 +120,9 @@ def test_the_first_page_shows_the_verdict_table_in_chromium(drill_run: DrillRun)
         "</body>", "<script>const t = document.getElementById('verdict');"
                    "document.body.dataset.verdictBottom = t ? t.getBoundingClientRect().bottom : -1;"
                    "document.body.dataset.verdictText = t ? t.innerText : '';</script></body>"))
-    dom = browser.dump_dom(probe)
+    dom = browser.dump_dom(probe, browser.A4_PRINT_AREA)
     bottom = float(dom.split('data-verdict-bottom="')[1].split('"')[0])
-    assert 0 < bottom <= browser.A4_96DPI[1], f"verdict table ends at {bottom}px, past the first page"
+    assert 0 < bottom <= browser.A4_PRINT_AREA[1], f"verdict table ends at {bottom}px, past the first page"
     assert "PASS" in dom.split('data-verdict-text="')[1].split('"')[0]
     shot = browser.screenshot(drill_run.run_dir / audit.AUDIT_REPORT, artefacts / "first-page.png")
     assert _png_size(shot) == browser.A4_96DPI

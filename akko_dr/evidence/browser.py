@@ -10,6 +10,7 @@ from pathlib import Path
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 A4_96DPI = (794, 1123)  # one A4 page in CSS pixels
+A4_PRINT_AREA = (688, 1017)  # A4 less the audit report's 14 mm @page margins: what one PDF page holds
 TIMEOUT_S = 60
 
 
