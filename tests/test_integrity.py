@@ -192,19 +192,28 @@ def test_a_signing_key_inside_the_evidence_folder_is_refused(tmp_path: Path) -> 
 
 
 
-def test_a_broken_part_of_the_evidence_step_is_named_and_the_run_sealed(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(("breakage", "failure"), [
+    ("history store", "history failed: IsADirectoryError"),
+    ("policy file", "audit report failed: the policy could not be loaded"),
+])
+def test_a_broken_part_of_the_evidence_step_is_named_and_the_run_sealed(
+        pytester: pytest.Pytester, breakage: str, failure: str) -> None:
     pytester.makefile(".feature", seal=FEATURE)
     pytester.makepyfile(test_seal=STEPS)
     pytester.makeini("[pytest]\nmarkers =\n    drill-x\n")
-    (pytester.path / "ev" / "history.jsonl").mkdir(parents=True)  # the history store cannot be written
+    pytester.makeconftest("def pytest_addoption(parser):\n    parser.addoption('--policy', default=None)\n")
+    pytester.makefile(".yaml", broken="classes: [not, a, mapping]\n")
+    (pytester.path / "ev").mkdir()
+    if breakage == "history store":
+        (pytester.path / "ev" / "history.jsonl").mkdir()
+    policy = ["--policy", "broken.yaml"] if breakage == "policy file" else []
     result = pytester.runpytest_subprocess("-p", "akko_dr.evidence.plugin", "--evidence-dir", "ev",
-                                           "--no-audit-pdf")
-    result.stdout.fnmatch_lines(["*akko-dr evidence step FAILED: history failed: IsADirectoryError*"])
+                                           "--no-audit-pdf", *policy)
+    result.stdout.fnmatch_lines([f"*akko-dr evidence step FAILED: {failure}*"])
     run = (pytester.path / "ev" / "latest").resolve()
     assert integrity.verify(run).ok
     manifest = json.loads((run / integrity.MANIFEST).read_text())
-    assert [f.split(":")[0] for f in manifest["failures"]] == ["history failed"]
-    assert "audit-report.html" in manifest["files"]
+    assert [f.split(":")[0] for f in manifest["failures"]] == [failure.split(":")[0]]
 
 
 def _free_port() -> int:

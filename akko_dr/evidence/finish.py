@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from akko_dr.errors import PolicyError
 from akko_dr.evidence import audit, browser, history, integrity, metrics, redact
 from akko_dr.evidence.objectives import checklist
 from akko_dr.evidence.record import RunRecord, one_line
@@ -22,7 +23,7 @@ class Finishing:
     """What the closing step needs besides the run: the signer, the policy, whether to print a PDF."""
 
     signer: integrity.Signer
-    policy: Policy
+    policy: Policy | None
     pdf: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -63,6 +64,8 @@ def _step(fin: Finishing, name: str, action: Callable[[], T]) -> T | None:
 
 def _report(run: RunRecord, fin: Finishing, past: list[dict[str, Any]], previous: dict[str, str] | None,
             make_pdf: bool) -> Path:
+    if fin.policy is None:
+        raise PolicyError("the policy could not be loaded: no checklist or retention to report")
     inputs = audit.AuditInputs(run, checklist(run, fin.policy), past, fin.signer.describe(), previous,
                                outputs=_outputs(run, make_pdf), notes=fin.notes,
                                retention=retention(fin.policy))

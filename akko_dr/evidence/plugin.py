@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from akko_dr.errors import PolicyError
 from akko_dr.evidence import context, html, integrity, redact
 from akko_dr.evidence.finish import Finishing, finish
 from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
 from akko_dr.measure import utcnow
-from akko_dr.policy import load_policy
+from akko_dr.policy import Policy, load_policy
 from akko_dr.targets import new_run_id
 
 RUN = pytest.StashKey[RunRecord]()
@@ -186,8 +187,11 @@ class EvidencePlugin:
         """Once every writer (pytest-html, JUnit, Cucumber) is done: report, metrics, history, seal."""
         if not self.run.scenarios:
             return
-        fin = Finishing(self.signer, load_policy(config.getoption("policy", None)), self.pdf,
-                        secrets=self.secrets)
+        try:
+            policy: Policy | None = load_policy(config.getoption("policy", None))
+        except PolicyError:
+            policy = None  # the audit report names the failure; the run is still sealed
+        fin = Finishing(self.signer, policy, self.pdf, secrets=self.secrets)
         manifest = finish(self.run, fin)
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
