@@ -256,7 +256,9 @@ def test_a_live_target_reads_credentials_from_env_and_secrets(cluster: KubeClust
     target = open_live(policy, tf, allow_destructive=False, api=cluster.api)
     assert target.kind == "live" and not target.destructive_allowed
     assert target.store.client._request_signer._credentials.secret_key == secret_value
-    assert policy.storage.backups_bucket in {b["Name"] for b in target.store.client.list_buckets()["Buckets"]}
+    bucket = f"live-{secrets.token_hex(3)}"
+    sandbox.store.client.create_bucket(Bucket=bucket)
+    assert bucket in {b["Name"] for b in target.store.client.list_buckets()["Buckets"]}
     assert "postgres" in target.db.databases()  # the sandbox's real PostgreSQL, reached from the file
     assert secret_value not in repr(target), "a credential reached the target's description"
     job = _cron(policy)
