@@ -93,6 +93,12 @@ def record_attestation(request: pytest.FixtureRequest, evidence: ScenarioRecord,
     request.node.stash[STEP_LABEL] = att.label()
 
 
+def attest_step(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers, key: str,
+                question: str) -> None:
+    """A tabletop step: ask (or read) the attestation and record it."""
+    record_attestation(request, evidence, answers.attest(key, question))
+
+
 def record_not_applicable(request: pytest.FixtureRequest, evidence: ScenarioRecord, step: str,
                           reason: str) -> None:
     """Record a step this target cannot run; the step shows "not applicable: <reason>"."""

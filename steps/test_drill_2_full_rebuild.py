@@ -15,7 +15,7 @@ import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from akko_dr import faults
-from akko_dr.attestation import Answers, record_attestation, record_not_applicable
+from akko_dr.attestation import Answers, attest_step, record_not_applicable
 from akko_dr.backup import latest_backup
 from akko_dr.canary import wait_for_write
 from akko_dr.drills.full_rebuild import FullRebuildDrill
@@ -149,8 +149,8 @@ def _(drill_2: FullRebuildDrill, request: pytest.FixtureRequest, evidence: Scena
         drill_2.not_applicable_here("DNS re-point", reason)
         record_not_applicable(request, evidence, "DNS re-point", reason)
         return
-    record_attestation(request, evidence, answers.attest(
-        "drill-2-dns", "Which address does the platform's DNS name now resolve to, and who changed it?"))
+    attest_step(request, evidence, answers, "drill-2-dns",
+                "Which address does the platform's DNS name now resolve to, and who changed it?")
 
 
 @then("every service is validated on the new platform")
@@ -217,14 +217,14 @@ def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord) -> None:
 
 @then("the decision to rebuild the whole platform is attested")
 def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers) -> None:
-    record_attestation(request, evidence, answers.attest(
-        "drill-2-decision", "Who decided to rebuild the whole platform, when, and on what grounds?"))
+    attest_step(request, evidence, answers, "drill-2-decision",
+                "Who decided to rebuild the whole platform, when, and on what grounds?")
 
 
 @then("the communication to management during the rebuild is attested")
 def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers) -> None:
-    record_attestation(request, evidence, answers.attest(
-        "drill-2-management", "Who informed management of the rebuild, when, and what was said?"))
+    attest_step(request, evidence, answers, "drill-2-management",
+                "Who informed management of the rebuild, when, and what was said?")
 
 
 def _within(drill: FullRebuildDrill, evidence: ScenarioRecord, klass: str, measurement: Measurement) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -58,6 +59,38 @@ class S3ObjectStore:
 
     def delete(self, bucket: str, key: str) -> None:
         self._call(f"delete s3://{bucket}/{key}", self.client.delete_object, Bucket=bucket, Key=key)
+
+    def versions(self, bucket: str, prefix: str = "") -> list[tuple[str, str]]:
+        """Every (key, version id) of a versioned bucket."""
+        out: list[tuple[str, str]] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call(f"list versions s3://{bucket}/{prefix}", self.client.list_object_versions,
+                              Bucket=bucket, Prefix=prefix, **token)
+            out += [(v["Key"], v["VersionId"]) for v in page.get("Versions", [])]
+            if not page.get("IsTruncated"):
+                return out
+            token = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+
+    def read_version(self, bucket: str, key: str, version: str) -> bytes:
+        resp = self._call(f"get s3://{bucket}/{key}?versionId={version}", self.client.get_object,
+                          Bucket=bucket, Key=key, VersionId=version)
+        return resp["Body"].read()
+
+    def delete_version(self, bucket: str, key: str, version: str) -> None:
+        self._call(f"delete s3://{bucket}/{key}?versionId={version}", self.client.delete_object,
+                   Bucket=bucket, Key=key, VersionId=version)
+
+    def retention(self, bucket: str, key: str, version: str) -> tuple[str, datetime | None]:
+        """Object Lock mode and retain-until date of one version (read with HEAD)."""
+        head = self._call(f"head s3://{bucket}/{key}?versionId={version}", self.client.head_object,
+                          Bucket=bucket, Key=key, VersionId=version)
+        return head.get("ObjectLockMode", ""), head.get("ObjectLockRetainUntilDate")
+
+    def set_retention(self, bucket: str, key: str, version: str, mode: str, until: datetime) -> None:
+        self._call(f"put retention s3://{bucket}/{key}?versionId={version}", self.client.put_object_retention,
+                   Bucket=bucket, Key=key, VersionId=version,
+                   Retention={"Mode": mode, "RetainUntilDate": until})
 
     def list(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         out: list[StoredObject] = []

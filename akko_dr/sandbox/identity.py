@@ -80,6 +80,12 @@ class PostgresLoginRoles:
         user = f"{quote(identity, safe='')}:{quote(secret, safe='')}"
         return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rpartition('@')[2]}"))
 
+    def act_as(self, identity: str, secret: str, database: str, statement: str) -> None:
+        """Run ``statement`` logged in as ``identity`` (the sandbox's simulated attacker)."""
+        dsn = self.dsn(identity, secret, database)
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(statement)
+
     def suspend(self, identity: str) -> int:
         """NOLOGIN, then end its open sessions; return how many were ended."""
         self.require(identity)

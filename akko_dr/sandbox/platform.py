@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.adapters.supervisor import LocalSupervisor
 from akko_dr.backup import JobRun, run_job
 from akko_dr.policy import Policy
+from akko_dr.sandbox.emulator import start_emulator
 from akko_dr.sandbox.identity import PostgresLoginRoles, password_hba
 from akko_dr.sandbox.seed import schema_sql, warehouse_objects
 
@@ -141,13 +141,8 @@ def _runtime_dir() -> Path:
 def _start_s3(policy: Policy, endpoint: str | None):
     server = None
     if endpoint is None:
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        server = start_emulator()
+        endpoint = server.endpoint
     store = S3ObjectStore(endpoint, access_key=SANDBOX_KEY, secret_key=SANDBOX_KEY)
     _create_buckets(policy, store.client)
     return server, store

@@ -1,0 +1,232 @@
+"""Drill 3 — ransomware / compromise (playbook: "attacker obtained admin credentials, deleted tables").
+
+The six phases, each with its own evidence: contain (suspend the identity, rotate its credentials,
+prove the stolen ones no longer work), preserve (audit trail and restore receipts copied to a bundle
+with a sha256 per file, before anything is eradicated), identify (the identity's actions in the audit
+window), eradicate, recover (Drill 1 reused), and the WORM proof of the audit trail. Lessons learned
+become an ADR written from the run's evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from akko_dr.adapters.s3 import S3ObjectStore
+from akko_dr.audit import PREFIX, AuditEvent, AuditTrail
+from akko_dr.drills.restore_database import RestoreDatabaseDrill
+from akko_dr.errors import DrillError
+from akko_dr.evidence.record import ScenarioRecord
+from akko_dr.measure import Measurement, utcnow
+from akko_dr.policy import parse_duration
+from akko_dr.sandbox.identity import PostgresLoginRoles
+from akko_dr.targets import Target
+
+Version = tuple[str, str]  # (key, version id)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class RansomwareDrill:
+    """The state of one Drill 3 run; each method is one phase of the playbook."""
+
+    target: Target
+    identity: str
+    run_id: str
+    stolen: str = field(default="", repr=False)  # the credential the attacker holds: never reported
+    bundle: dict[str, str] = field(default_factory=dict)  # file -> sha256
+    identified: list[AuditEvent] = field(default_factory=list)
+    recovery: RestoreDatabaseDrill | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def window(self) -> timedelta:
+        window = self.target.policy.drill("drill-3")["audit_window"]
+        return parse_duration(window, "drills.drill-3.audit_window")
+
+    @property
+    def audit(self) -> AuditTrail:
+        if not isinstance(self.target.store, S3ObjectStore):
+            raise DrillError(f"the {self.target.kind} target has no S3 audit bucket to read")
+        return AuditTrail(self.target.store, self.target.policy.storage.audit_bucket)
+
+    def _identities(self):
+        if self.target.identities is None:
+            raise DrillError(f"the {self.target.kind} target has no identity provider wired")
+        return self.target.identities
+
+    def _note(self, line: str) -> None:
+        self.log.append(f"{utcnow().isoformat(timespec='milliseconds')} {line}")
+
+    # -- the incident (sandbox) ------------------------------------------------------------
+    def steal_credentials(self) -> None:
+        """The attacker's starting point: the identity's current secret."""
+        self.stolen = self._identities().credential(self.identity)
+        self._note(f"attacker holds the credentials of {self.identity}")
+
+    def attack(self, roles: PostgresLoginRoles, database: str, table: str) -> RestoreDatabaseDrill:
+        """Log in with the stolen credentials and drop ``table``; the audit trail records it all.
+
+        Returns the Drill 1 run that will recover ``database``, primed with the incident."""
+        self.target.require_destructive(f"drop table {table} in {database} as {self.identity}")
+        recovery = RestoreDatabaseDrill(self.target, database, self.run_id)
+        recovery.last_write_before_incident = self.target.db.latest_canary(database)
+        now, trail = utcnow(), self.audit
+        trail.record(AuditEvent(now - self.window - timedelta(days=1), self.identity, "login", "keycloak"))
+        trail.record(AuditEvent(now, "user7", "login", "superset"))
+        trail.record(AuditEvent(now, self.identity, "login", database))
+        roles.act_as(self.identity, self.stolen, database, f'DROP TABLE "{table}" CASCADE')
+        trail.record(AuditEvent(utcnow(), self.identity, "DROP TABLE", f"{database}.{table}"))
+        recovery.dropped_table = table
+        recovery.after_incident = {t: v for t, v in self.target.db.fingerprint(database).items()
+                                   if t != "dr_canary"}
+        self.recovery = recovery
+        self._note(f"incident: {self.identity} dropped {database}.{table}")
+        return recovery
+
+    # -- 1. contain ------------------------------------------------------------------------
+    def contain(self) -> int:
+        """Suspend the identity (its sessions ended) and rotate its credentials."""
+        identities = self._identities()
+        ended = identities.suspend(self.identity)
+        identities.rotate(self.identity)
+        self._note(f"contained: {self.identity} suspended ({ended} sessions ended), credentials rotated")
+        return ended
+
+    def stolen_credentials_work(self) -> tuple[bool, str]:
+        """Whether the attacker's credentials still log in, and the provider's answer."""
+        return self._identities().can_authenticate(self.identity, self.stolen)
+
+    # -- 2. preserve -----------------------------------------------------------------------
+    def preserve(self, bundle_dir: Path) -> dict[str, str]:
+        """Copy every audit object version and every backup manifest (the restore receipts) to
+        ``bundle_dir``, with a ``SHA256SUMS`` file; return file -> sha256."""
+        store, storage = self.audit.store, self.target.policy.storage
+        for key, version in store.versions(storage.audit_bucket):
+            body = store.read_version(storage.audit_bucket, key, version)
+            self._keep(bundle_dir, f"audit/{key}@{version}", body)
+        for obj in store.list(storage.backups_bucket, storage.dump_prefix):
+            if obj.key.endswith(".manifest.json"):
+                self._keep(bundle_dir, f"receipts/{obj.key}", store.read(storage.backups_bucket, obj.key))
+        sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(self.bundle.items()))
+        (bundle_dir / "SHA256SUMS").write_text(sums)
+        self._note(f"evidence preserved: {len(self.bundle)} files in {bundle_dir}")
+        return self.bundle
+
+    def _keep(self, bundle_dir: Path, name: str, data: bytes) -> None:
+        path = bundle_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        self.bundle[name] = sha256(data)
+
+    def unhashed_bundle_files(self, bundle_dir: Path) -> list[str]:
+        """Bundle files whose bytes do not match the recorded sha256, or with none recorded."""
+        files = {str(p.relative_to(bundle_dir)) for p in bundle_dir.rglob("*") if p.is_file()}
+        files.discard("SHA256SUMS")
+        return sorted(name for name in files | set(self.bundle)
+                      if not (bundle_dir / name).is_file()
+                      or self.bundle.get(name) != sha256((bundle_dir / name).read_bytes()))
+
+    # -- 3. identify -----------------------------------------------------------------------
+    def identify(self) -> list[AuditEvent]:
+        """The identity's actions in the audit window, from the audit trail."""
+        self.identified = self.audit.events(self.identity, self.window)
+        self._note(f"identified {len(self.identified)} actions of {self.identity} in the last {self.window}")
+        return self.identified
+
+    # -- 4. eradicate ----------------------------------------------------------------------
+    def require_preserved(self) -> None:
+        """Nothing is eradicated before the evidence is preserved."""
+        if not self.bundle:
+            raise DrillError("evidence not preserved yet: preserve the audit trail before eradicating")
+
+    # -- 5. recover ------------------------------------------------------------------------
+    def recover(self) -> RestoreDatabaseDrill:
+        """Drill 1, reused as is, on the damaged database."""
+        if self.recovery is None:
+            raise DrillError("no damage declared: nothing to recover")
+        self.recovery.recover()
+        self._note(f"recovered {self.recovery.database} with Drill 1")
+        return self.recovery
+
+    def recover_figure(self, kind: str) -> Measurement:
+        """The recovery's RTO or RPO, as Drill 1 measured it."""
+        if self.recovery is None:
+            raise DrillError("nothing recovered: no figures")
+        return self.recovery.rto() if kind == "rto" else self.recovery.rpo()
+
+    def evidence(self) -> dict[str, object]:
+        out: dict[str, object] = {"compromised identity": self.identity,
+                                  "audit window": str(self.window),
+                                  "identified actions": [e.line() for e in self.identified],
+                                  "evidence bundle (sha256)": self.bundle, "log": self.log}
+        if self.recovery is not None:
+            out["recovery (Drill 1)"] = self.recovery.evidence()
+        return out
+
+
+# -- 6. WORM proof ---------------------------------------------------------------------------
+def audit_versions(store: S3ObjectStore, bucket: str, prefix: str = PREFIX) -> dict[Version, str]:
+    """Every version of the audit trail (``prefix`` in ``bucket``) with the sha256 of its bytes."""
+    return {(k, v): sha256(store.read_version(bucket, k, v)) for k, v in store.versions(bucket, prefix)}
+
+
+def try_delete(attacker: S3ObjectStore, bucket: str, versions: list[Version]) -> list[str]:
+    """Try to delete each version as the attacker; return the ones the store accepted to delete."""
+    accepted = []
+    for key, version in versions:
+        try:
+            attacker.delete_version(bucket, key, version)
+            accepted.append(f"{key}@{version}")
+        except DrillError:
+            pass
+    return accepted
+
+
+def try_shorten(attacker: S3ObjectStore, bucket: str, versions: list[Version], mode: str,
+                until: datetime) -> list[str]:
+    """Try to move each version's retention to ``until`` as the attacker; return those accepted."""
+    accepted = []
+    for key, version in versions:
+        try:
+            attacker.set_retention(bucket, key, version, mode, until)
+            accepted.append(f"{key}@{version}")
+        except DrillError:
+            pass
+    return accepted
+
+
+def changed_versions(before: dict[Version, str], after: dict[Version, str]) -> list[str]:
+    """Versions that existed before and are now gone or hold other bytes."""
+    return [f"{k}@{v}" for (k, v), digest in before.items() if after.get((k, v)) != digest]
+
+
+# -- 7. lessons learned ------------------------------------------------------------------------
+def write_adr(path: Path, run_id: str, records: list[ScenarioRecord]) -> str:
+    """An ADR from the run's Drill 3 evidence: timeline, measured figures, what failed."""
+    lines = [f"# ADR: lessons learned from Drill 3 (ransomware / compromise), run {run_id}", "",
+             "Status: proposed (generated from the drill's evidence; to be reviewed and accepted)", "",
+             "## Timeline", ""]
+    for rec in records:
+        lines.append(f"- {rec.started_at} — {rec.name}: **{rec.status}**")
+        lines += [f"  - {s.keyword} {s.text}: {s.status}" for s in rec.steps]
+    lines += ["", "## Measured figures", ""]
+    lines += [f"- {rec.name}: {v}" for rec in records for v in rec.verdicts] or ["- none measured"]
+    failed = [rec for rec in records if rec.status == "failed"]
+    lines += ["", "## What failed", ""]
+    lines += [f"- {rec.name}: {rec.error}" for rec in failed] or ["- Nothing failed."]
+    skipped = [rec for rec in records if rec.status == "skipped"]
+    lines += ["", "## Not done", ""]
+    lines += [f"- {rec.name}: {rec.error}" for rec in skipped] or ["- Everything ran."]
+    lines += ["", "## Decision", "",
+              "Each failure above becomes a tracked action; the playbook gets the measured figures.",
+              ""]
+    text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return text

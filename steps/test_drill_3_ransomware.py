@@ -1,0 +1,265 @@
+"""Steps of features/drill_3_ransomware.feature (logic: akko_dr/drills/ransomware.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from akko_dr.adapters.s3 import S3ObjectStore
+from akko_dr.attestation import Answers, attest_step, record_not_applicable
+from akko_dr.audit import AuditEvent
+from akko_dr.drills import ransomware
+from akko_dr.drills.ransomware import RansomwareDrill
+from akko_dr.errors import DrillError
+from akko_dr.evidence.record import RunRecord, ScenarioRecord
+from akko_dr.measure import Measurement, utcnow
+from akko_dr.policy import Policy
+from akko_dr.sandbox import Sandbox
+from akko_dr.targets import Target, new_run_id
+
+scenarios("drill_3_ransomware.feature")
+
+
+@pytest.fixture
+def compromised_identity(policy: Policy) -> str:
+    """The identity the policy's Drill 3 declares compromised (the playbook: akko-admin)."""
+    return policy.drill("drill-3")["compromised_identity"]
+
+
+@pytest.fixture
+def drill_3(target: Target, compromised_identity: str, evidence: ScenarioRecord) -> Iterator[RansomwareDrill]:
+    """One Drill 3 run; a recovery that did not finish is undone."""
+    drill = RansomwareDrill(target, compromised_identity, new_run_id())
+    yield drill
+    if drill.recovery is not None and drill.recovery.validated_at is None:
+        drill.recovery.abort()
+    evidence.details.update(drill.evidence())
+    if drill.recovery is not None and drill.recovery.backup:
+        evidence.backup = drill.recovery.backup.provenance()
+
+
+@pytest.fixture
+def bundle_dir(run_record: RunRecord, drill_3: RansomwareDrill) -> Path:
+    """Where this run's Drill 3 evidence bundle goes: inside the run's evidence folder."""
+    return run_record.run_dir / f"drill-3-evidence-bundle-{drill_3.run_id}"
+
+
+@pytest.fixture
+def attacker_store(target: Target, drill_3: RansomwareDrill, evidence: ScenarioRecord) -> S3ObjectStore:
+    """The object store as the compromised identity reaches it, with its credentials."""
+    assert isinstance(target.store, S3ObjectStore), f"the {target.kind} target has no S3 audit bucket"
+    assert target.identities is not None, f"the {target.kind} target has no identity provider"
+    if target.kind == "sandbox":
+        evidence.details["credentials"] = ("the S3 emulator does not authenticate requests: any refusal "
+                                           "comes from Object Lock alone")
+    return S3ObjectStore(target.store.endpoint, access_key=drill_3.identity,
+                         secret_key=target.identities.credential(drill_3.identity))
+
+
+@given("an attacker holds the credentials of the compromised identity")
+def _(drill_3: RansomwareDrill, sandbox: Sandbox) -> None:
+    sandbox.identities.provision(drill_3.identity)  # an active identity again, as before the breach
+    drill_3.steal_credentials()
+
+
+@given(parsers.parse('the attacker drops the "{table}" table of the Superset metadata database'))
+def _(drill_3: RansomwareDrill, sandbox: Sandbox, drill_database: str, table: str) -> None:
+    drill_3.attack(sandbox.identities, drill_database, table)
+
+
+@when("the compromised identity is suspended and its credentials rotated")
+def _(drill_3: RansomwareDrill) -> None:
+    drill_3.contain()
+
+
+@then("the attacker's credentials no longer work")
+def _(drill_3: RansomwareDrill, evidence: ScenarioRecord) -> None:
+    works, answer = drill_3.stolen_credentials_work()
+    evidence.details["login with the stolen credentials"] = answer
+    assert not works, f"expected the stolen credentials of {drill_3.identity} refused; actual: {answer}"
+
+
+@when("the audit trail and the restore receipts are preserved in an evidence bundle")
+def _(drill_3: RansomwareDrill, bundle_dir: Path) -> None:
+    drill_3.preserve(bundle_dir)
+
+
+@then("every file of the evidence bundle has its sha256 recorded")
+def _(drill_3: RansomwareDrill, bundle_dir: Path) -> None:
+    assert drill_3.bundle, f"the evidence bundle {bundle_dir} is empty"
+    wrong = drill_3.unhashed_bundle_files(bundle_dir)
+    assert not wrong, f"expected a matching sha256 for every bundle file; actual: {', '.join(wrong)} differ"
+
+
+@when("the compromised identity's actions in the audit window are listed from the audit trail")
+def _(drill_3: RansomwareDrill) -> None:
+    drill_3.identify()
+
+
+@then(parsers.parse('the dropping of the "{table}" table is among them'))
+def _(drill_3: RansomwareDrill, drill_database: str, table: str) -> None:
+    wanted = f"{drill_database}.{table}"
+    found = [e.line() for e in drill_3.identified]
+    assert any(e.action == "DROP TABLE" and e.target == wanted for e in drill_3.identified), (
+        f"expected DROP TABLE {wanted} among the actions of {drill_3.identity}; actual: {found}")
+
+
+@when("the attacker's service accounts and secrets are removed")
+def _(drill_3: RansomwareDrill, request: pytest.FixtureRequest, evidence: ScenarioRecord) -> None:
+    drill_3.require_preserved()
+    if drill_3.target.orchestrator.kind != "kubernetes":
+        record_not_applicable(request, evidence, "eradicate", "no Kubernetes ServiceAccounts or Secrets on "
+                              f"this target (orchestrator: {drill_3.target.orchestrator.kind}); the identity "
+                              "itself is suspended and rotated")
+        return
+    raise DrillError("ServiceAccount and Secret removal needs the live-cluster adapters (not wired yet)")
+
+
+@when("the Superset metadata database is recovered with Drill 1")
+def _(drill_3: RansomwareDrill) -> None:
+    drill_3.recover()
+
+
+@then(parsers.parse('the "{table}" table of the Superset metadata database is back'))
+def _(drill_3: RansomwareDrill, table: str) -> None:
+    assert drill_3.recovery is not None and drill_3.recovery.table_exists(table), (
+        f"expected table {table} back; actual: still missing")
+
+
+@then(parsers.parse("the recovery time is within the {klass} RTO"))
+def _(drill_3: RansomwareDrill, evidence: ScenarioRecord, klass: str) -> None:
+    _within(drill_3, evidence, klass, drill_3.recover_figure("rto"))
+
+
+@then(parsers.parse("the data loss is within the {klass} RPO"))
+def _(drill_3: RansomwareDrill, evidence: ScenarioRecord, klass: str) -> None:
+    _within(drill_3, evidence, klass, drill_3.recover_figure("rpo"))
+
+
+def _within(drill: RansomwareDrill, evidence: ScenarioRecord, klass: str, measurement: Measurement) -> None:
+    named = drill.target.policy.klass(klass)
+    assert named == measurement.klass, f"the database is in {measurement.klass.title}, not {named.title}"
+    evidence.measure(measurement)
+    assert measurement.met, measurement.verdict()
+
+
+# -- WORM proof -------------------------------------------------------------------------------
+@given("the audit trail holds actions of the compromised identity", target_fixture="versions_before")
+def _(drill_3: RansomwareDrill, evidence: ScenarioRecord) -> dict:
+    if not drill_3.audit.events(drill_3.identity, drill_3.window):
+        drill_3.audit.record(AuditEvent(utcnow(), drill_3.identity, "login", "keycloak"))
+    before = ransomware.audit_versions(drill_3.audit.store, drill_3.audit.bucket)
+    evidence.details["audit object versions before"] = len(before)
+    return before
+
+
+@when("the compromised identity tries to delete every audit object version and to overwrite one",
+      target_fixture="deleted")
+def _(drill_3: RansomwareDrill, attacker_store: S3ObjectStore, versions_before: dict,
+      evidence: ScenarioRecord) -> list[str]:
+    bucket = drill_3.audit.bucket
+    accepted = ransomware.try_delete(attacker_store, bucket, list(versions_before))
+    key = next(iter(versions_before))[0]
+    attacker_store.put_bytes(bucket, key, b'{"tampered": true}\n')
+    evidence.details["deletions accepted"] = accepted
+    return accepted
+
+
+@then("every deletion is refused")
+def _(deleted: list[str], versions_before: dict) -> None:
+    assert not deleted, (f"expected every deletion refused; actual: {len(deleted)} of {len(versions_before)} "
+                         f"audit object versions deleted ({', '.join(deleted[:3])})")
+
+
+@then("every audit object version that existed before is still there, byte for byte")
+def _(drill_3: RansomwareDrill, versions_before: dict) -> None:
+    after = ransomware.audit_versions(drill_3.audit.store, drill_3.audit.bucket)
+    changed = ransomware.changed_versions(versions_before, after)
+    assert not changed, f"expected every earlier version unchanged; actual: changed {', '.join(changed)}"
+
+
+@when("the compromised identity tries to shorten the retention of every audit object version",
+      target_fixture="shortened")
+def _(drill_3: RansomwareDrill, attacker_store: S3ObjectStore, versions_before: dict, policy: Policy,
+      evidence: ScenarioRecord) -> list[str]:
+    until = utcnow() + timedelta(days=1)
+    accepted = ransomware.try_shorten(attacker_store, drill_3.audit.bucket, list(versions_before),
+                                      policy.storage.audit_lock_mode, until)
+    evidence.details["retention shortening accepted"] = accepted
+    return accepted
+
+
+@then("every attempt to shorten the retention is refused")
+def _(shortened: list[str], versions_before: dict, policy: Policy) -> None:
+    st = policy.storage
+    assert not shortened, (
+        f"retention was shortened for {len(shortened)} of {len(versions_before)} audit object versions "
+        f"(expected every attempt refused: {st.audit_lock_mode} for {st.audit_lock_retention.days}d)")
+
+
+# -- bad input --------------------------------------------------------------------------------
+@when(parsers.parse('the identity "{identity}" is suspended and its credentials rotated'),
+      target_fixture="refusal")
+def _(target: Target, identity: str, evidence: ScenarioRecord) -> str:
+    try:
+        RansomwareDrill(target, identity, new_run_id()).contain()
+    except DrillError as err:
+        evidence.details["drill outcome"] = f"refused: {err}"
+        return str(err)
+    return ""
+
+
+@then(parsers.parse('the containment is refused because "{reason}"'))
+def _(refusal: str, reason: str) -> None:
+    assert refusal, f"the containment went through; expected a refusal because {reason!r}"
+    assert reason in refusal and "\n" not in refusal, f"expected one line, {reason!r}; actual: {refusal!r}"
+
+
+# -- tabletop ---------------------------------------------------------------------------------
+@then("who decided to contain the identity and to recover is attested")
+def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers) -> None:
+    attest_step(request, evidence, answers, "drill-3-decision",
+                "Who decided to contain the identity and to recover, when, on what evidence?")
+
+
+@then("the communication to management is attested")
+def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers) -> None:
+    attest_step(request, evidence, answers, "drill-3-management",
+                "Who informed management, when, and what was said?")
+
+
+@then("the crisis communication to clients and authorities is attested")
+def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers) -> None:
+    attest_step(request, evidence, answers, "drill-3-crisis-communication",
+                "DORA Art. 14: who communicated to clients, counterparts and the "
+                "competent authority, when, and through which channel?")
+
+
+# -- lessons learned --------------------------------------------------------------------------
+@pytest.fixture
+def drill_3_records(run_record: RunRecord, evidence: ScenarioRecord) -> list[ScenarioRecord]:
+    """This run's Drill 3 scenarios before this one."""
+    return [r for r in run_record.scenarios if "drill-3" in r.tags and r is not evidence]
+
+
+@when("an ADR is written from this run's Drill 3 evidence", target_fixture="adr")
+def _(run_record: RunRecord, drill_3_records: list[ScenarioRecord], evidence: ScenarioRecord) -> str:
+    path = run_record.run_dir / f"ADR-drill-3-{run_record.run_id}.md"
+    evidence.details["ADR"] = str(path)
+    return ransomware.write_adr(path, run_record.run_id, drill_3_records)
+
+
+@then("the ADR has every Drill 3 scenario of this run with its outcome")
+def _(adr: str, drill_3_records: list[ScenarioRecord]) -> None:
+    missing = [r.name for r in drill_3_records if f"{r.name}: **{r.status}**" not in adr]
+    assert not missing, f"expected every Drill 3 scenario in the ADR; actual: missing {', '.join(missing)}"
+
+
+@then("the ADR names every Drill 3 failure with its reason")
+def _(adr: str, drill_3_records: list[ScenarioRecord]) -> None:
+    missing = [r.name for r in drill_3_records if r.status == "failed" and f"{r.name}: {r.error}" not in adr]
+    assert not missing, f"expected every failure named with its reason; actual: missing {', '.join(missing)}"

@@ -1,0 +1,82 @@
+"""Drill 3 as a library: containment really locks the identity out, bad input is one clear line, the
+answers file is validated, and the audit trail's WORM proof reports the emulator's gap."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from akko_dr.attestation import Answers
+from akko_dr.audit import AuditEvent
+from akko_dr.drills import ransomware
+from akko_dr.drills.ransomware import RansomwareDrill
+from akko_dr.errors import DrillError, PolicyError
+from akko_dr.measure import utcnow
+from akko_dr.sandbox import Sandbox
+from akko_dr.targets import Target, new_run_id
+
+
+def test_a_contained_identity_cannot_log_in_and_no_secret_shows(target: Target, sandbox: Sandbox) -> None:
+    sandbox.identities.provision("akko-admin")
+    drill = RansomwareDrill(target, "akko-admin", new_run_id())
+    drill.steal_credentials()
+    assert drill.stolen_credentials_work() == (True, "logged in")
+    drill.contain()
+    works, answer = drill.stolen_credentials_work()
+    assert not works and "password authentication failed" in answer
+    new = sandbox.identities.credential("akko-admin")
+    assert sandbox.identities.can_authenticate("akko-admin", new)[0] is False  # suspended: NOLOGIN
+    assert drill.stolen not in repr(drill) and new not in repr(sandbox.identities) and new not in answer
+
+
+def test_an_unknown_identity_is_one_clear_line(target: Target) -> None:
+    with pytest.raises(DrillError, match=r"^identity 'akko-ghost' does not exist in .*nothing was changed$"):
+        RansomwareDrill(target, "akko-ghost", new_run_id()).contain()
+
+
+def test_the_audit_window_keeps_older_actions_out(target: Target) -> None:
+    drill = RansomwareDrill(target, "akko-window-probe", new_run_id())
+    now = utcnow()
+    drill.audit.record(AuditEvent(now - drill.window - timedelta(hours=1), drill.identity, "login", "old"))
+    drill.audit.record(AuditEvent(now, drill.identity, "DROP TABLE", "x.y"))
+    assert [e.target for e in drill.identify()] == ["x.y"]
+
+
+def test_locked_audit_versions_survive_deletion_but_the_emulator_lets_retention_shrink(
+        target: Target, policy) -> None:
+    drill = RansomwareDrill(target, "akko-admin", new_run_id())
+    drill.audit.record(AuditEvent(utcnow(), "akko-admin", "login", "worm-test"))
+    store, bucket = drill.audit.store, drill.audit.bucket
+    before = ransomware.audit_versions(store, bucket)
+    assert ransomware.try_delete(store, bucket, list(before)) == []
+    assert ransomware.changed_versions(before, ransomware.audit_versions(store, bucket)) == []
+    one = [next(iter(before))]
+    shorter = utcnow() + timedelta(days=1)
+    accepted = ransomware.try_shorten(store, bucket, one, policy.storage.audit_lock_mode, shorter)
+    assert accepted == [f"{one[0][0]}@{one[0][1]}"], "moto enforces retention now: drop the known finding"
+
+
+def test_the_evidence_bundle_hashes_every_file(target: Target, tmp_path: Path) -> None:
+    drill = RansomwareDrill(target, "akko-admin", new_run_id())
+    drill.audit.record(AuditEvent(utcnow(), "akko-admin", "login", "bundle-test"))
+    bundle = drill.preserve(tmp_path)
+    assert {name.split("/")[0] for name in bundle} == {"audit", "receipts"}
+    assert drill.unhashed_bundle_files(tmp_path) == []
+    (tmp_path / next(iter(bundle))).write_bytes(b"altered")
+    assert drill.unhashed_bundle_files(tmp_path) == [next(iter(bundle))]
+
+
+def test_an_answers_file_without_who_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "answers.yaml"
+    path.write_text("drill-3-decision: {observed: something}\n")
+    with pytest.raises(PolicyError, match="drill-3-decision: expected 'who' and 'observed'"):
+        Answers(path, interactive=False)
+
+
+def test_an_attestation_comes_from_the_answers_file(tmp_path: Path) -> None:
+    path = tmp_path / "answers.yaml"
+    path.write_text("k: {who: Ann, role: CISO, when: '2026-11-27T10:00:00', observed: decided}\n")
+    att = Answers(path, interactive=False).attest("k", "who decided?")
+    assert (att.who, att.observed) == ("Ann", "decided")
+    assert att.label() == "attested by Ann (CISO) at 2026-11-27T10:00:00"
+    assert att.source == f"answers file {path}"
