@@ -27,6 +27,8 @@ Feature: Drill 2 — Restore the entire platform
     And the data loss is within the Full cluster rebuild RPO
     And every database is within the RTO and RPO of its own class
     And the parallel replay is timed against a sequential replay of the same backups
+    When the database backup jobs run on the new platform
+    Then the latest dump of every database is fresh
 
   @safety
   Scenario: One corrupt backup among many does not stop the others from coming back

@@ -18,10 +18,11 @@ from akko_dr import faults
 from akko_dr.attestation import Answers, attest_step, record_not_applicable
 from akko_dr.backup import latest_backup
 from akko_dr.canary import wait_for_write
+from akko_dr.checks.verification import check_dump_freshness
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.errors import DrillError
 from akko_dr.evidence.record import ScenarioRecord
-from akko_dr.measure import Measurement
+from akko_dr.measure import Measurement, utcnow
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.targets import Target, new_run_id
@@ -213,6 +214,22 @@ def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord) -> None:
         f"{bench['workers']} workers, {bench['dumps']} backups)")
     restored = sum(r.restored for r in drill_2.databases.values())
     assert bench["dumps"] == restored, f"expected {restored} backups replayed twice; actual {bench['dumps']}"
+
+
+@when("the database backup jobs run on the new platform")
+def _(drill_2: FullRebuildDrill) -> None:
+    target = drill_2.target
+    assert target.jobs is not None, f"the {target.kind} target cannot trigger the backup jobs"
+    for job in sorted({info.job.name for info in target.policy.databases.values()}):
+        run = target.jobs.run_job(job)
+        assert run.succeeded, f"backup job {job} failed on the new platform: {run.error}"
+
+
+@then("the latest dump of every database is fresh")
+def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord) -> None:
+    check = check_dump_freshness(drill_2.target.policy, drill_2.target.store, utcnow())
+    evidence.details["verification after the rebuild"] = check.evidence()
+    assert check.ok, check.reason
 
 
 @then("the decision to rebuild the whole platform is attested")
