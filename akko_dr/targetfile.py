@@ -10,6 +10,7 @@ credentials come from. Credentials themselves never go in the file, nor in repor
       secret_key: {secret: akko/akko-minio#rootPassword}
     postgres: {host: akko-postgresql.akko.svc, port: 5432, database: postgres, user: postgres,
                password: {secret: akko/akko-postgresql#postgres-password}}
+    keycloak: {exports: {bucket: akko-backups, prefix: keycloak/, realm: akko}}   # realm export JSONs
     production: false
 """
 
@@ -25,6 +26,7 @@ from urllib.parse import quote
 
 import yaml
 
+from akko_dr.checks.platform import ExportLocation
 from akko_dr.errors import PolicyError
 from akko_dr.policy import Policy
 from akko_dr.targets import Target
@@ -62,6 +64,7 @@ class TargetFile:
     pg_database: str = "postgres"
     pg_user: str = "postgres"
     pg_password: Credential | None = None
+    realm_exports: ExportLocation | None = None
     production: bool = False
 
     def apply(self, policy: Policy) -> Policy:
@@ -119,7 +122,17 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
         pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
         pg_password=_credential(pg, "password", f"{where}: postgres"),
+        realm_exports=_exports(_section(raw, "keycloak", where), where),
         production=bool(raw.get("production", False)))
+
+
+def _exports(keycloak: dict[str, Any], where: str) -> ExportLocation | None:
+    exports = _section(keycloak, "exports", f"{where}: keycloak")
+    if not exports:
+        return None
+    if not all(isinstance(exports.get(k), str) for k in ("bucket", "prefix", "realm")):
+        raise PolicyError(f"{where}: keycloak.exports: expected bucket, prefix and realm")
+    return ExportLocation(exports["bucket"], exports["prefix"], exports["realm"])
 
 
 SecretReader = Callable[[str, str, str], str]
@@ -166,7 +179,7 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any 
     from akko_dr.adapters.postgres import PostgresDatabase
     from akko_dr.adapters.s3 import S3ObjectStore
 
-    cluster = KubeCluster(api or kube_client(tf), tf.namespace, tf.velero_namespace)
+    cluster = KubeCluster(api or kube_client(tf), tf.namespace, tf.velero_namespace, tf.realm_exports)
     store = S3ObjectStore(tf.s3_endpoint, region=tf.s3_region,
                           access_key=resolve(tf.s3_access_key, cluster.secret),
                           secret_key=resolve(tf.s3_secret_key, cluster.secret))

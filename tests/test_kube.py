@@ -19,7 +19,9 @@ from kubernetes import client
 from akko_dr.adapters.kube import KubeCluster, KubeOrchestrator, go_duration
 from akko_dr.checks import TOLERANCE
 from akko_dr.checks.bdd import platform_of
+from akko_dr.checks.platform import ExportLocation
 from akko_dr.checks.schedule import check_job_ran, check_job_retention, check_job_schedule, job_window
+from akko_dr.checks.scope import ScopeContext, check_artefact
 from akko_dr.checks.verification import check_velero
 from akko_dr.errors import PolicyError, TargetUnavailable
 from akko_dr.measure import utcnow
@@ -289,3 +291,58 @@ def test_an_unknown_bucket_key_is_named(tmp_path: Path) -> None:
         load_target_file(path)
 
 
+
+
+def _realm_job(policy: Policy) -> BackupJob:
+    return next(j for j in policy.jobs.values() if j.kind == "realm-export")
+
+
+def _exports_cluster(cluster: KubeCluster, sandbox: Sandbox) -> KubeCluster:
+    bucket = f"realm-{secrets.token_hex(3)}"
+    sandbox.store.client.create_bucket(Bucket=bucket)
+    return KubeCluster(cluster.api, cluster.namespace, cluster.velero_namespace,
+                       ExportLocation(bucket, "keycloak/", "akko"))
+
+
+@pytest.mark.parametrize(("body", "status", "reason"), [
+    (b'{"realm": "akko", "users": []}', "passed", "names realm 'akko'"),
+    (b'{"realm": "master"}', "failed", "does not name realm 'akko' (master)"),
+    (b"<html>oops</html>", "failed", "does not name realm 'akko' (not JSON)"),
+])
+def test_a_realm_export_must_parse_and_name_the_realm(cluster: KubeCluster, sandbox: Sandbox, policy: Policy,
+                                                      body: bytes, status: str, reason: str) -> None:
+    live = _exports_cluster(cluster, sandbox)
+    sandbox.store.put_bytes(live.realm_exports.bucket, "keycloak/akko-realm.json", body)
+    result = check_artefact(ScopeContext(policy, live, sandbox.store, utcnow()), _realm_job(policy))
+    assert result.status == status and reason in result.reason, result.reason
+
+
+def test_a_missing_realm_export_fails_and_no_location_is_uncovered(cluster: KubeCluster, sandbox: Sandbox,
+                                                                   policy: Policy) -> None:
+    live = _exports_cluster(cluster, sandbox)
+    missing = check_artefact(ScopeContext(policy, live, sandbox.store, utcnow()), _realm_job(policy))
+    assert missing.status == "failed" and "missing: no realm export" in missing.reason, missing.reason
+    nowhere = check_artefact(ScopeContext(policy, cluster, sandbox.store, utcnow()), _realm_job(policy))
+    assert nowhere.status == "uncovered", nowhere.reason
+
+
+def test_realm_export_retention_is_read_from_lifecycle_rules(cluster: KubeCluster, sandbox: Sandbox,
+                                                             policy: Policy) -> None:
+    job = _realm_job(policy)
+    live = _exports_cluster(cluster, sandbox)
+    s3 = sandbox.store.client
+    assert check_job_retention(policy, job, live, s3).status == "failed"
+    s3.put_bucket_lifecycle_configuration(Bucket=live.realm_exports.bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "realm", "Status": "Enabled", "Filter": {"Prefix": "keycloak/"},
+         "Expiration": {"Days": job.retention.cold.days}}]})
+    result = check_job_retention(policy, job, live, s3)
+    assert result.status == "passed", result.reason
+
+
+def test_the_realm_export_location_comes_from_the_target_file(tmp_path: Path) -> None:
+    path = tmp_path / "target.yaml"
+    path.write_text("keycloak: {exports: {bucket: akko-backups, prefix: keycloak/, realm: akko}}\n")
+    assert load_target_file(path).realm_exports == ExportLocation("akko-backups", "keycloak/", "akko")
+    path.write_text("keycloak: {exports: {bucket: akko-backups}}\n")
+    with pytest.raises(PolicyError, match=r"keycloak\.exports: expected bucket, prefix and realm"):
+        load_target_file(path)

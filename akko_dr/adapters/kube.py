@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from akko_dr.checks.platform import JobStatus, VeleroBackup
+from akko_dr.checks.platform import ExportLocation, JobStatus, VeleroBackup
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.policy import BackupJob
 
@@ -40,8 +40,10 @@ class KubeCluster:
 
     kind = "live"
 
-    def __init__(self, api: client.ApiClient, namespace: str, velero_namespace: str = "velero") -> None:
+    def __init__(self, api: client.ApiClient, namespace: str, velero_namespace: str = "velero",
+                 realm_exports: ExportLocation | None = None) -> None:
         self.api = api
+        self.realm_exports = realm_exports
         self.namespace = namespace
         self.velero_namespace = velero_namespace
         self._batch = client.BatchV1Api(api)

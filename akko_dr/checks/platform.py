@@ -36,6 +36,15 @@ class VeleroBackup:
     ttl: timedelta | None
 
 
+@dataclass(frozen=True)
+class ExportLocation:
+    """Where a target keeps its Keycloak realm exports (from the live target file)."""
+
+    bucket: str
+    prefix: str
+    realm: str
+
+
 class PlatformSource(Protocol):
     """Read-only questions the checks ask the platform."""
 
@@ -62,6 +71,7 @@ class SandboxSource:
     """The sandbox's answers: its own job runs; no scheduler and no Velero."""
 
     kind = "sandbox"
+    realm_exports = None
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox

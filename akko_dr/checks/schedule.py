@@ -106,6 +106,9 @@ def check_job_retention(policy: Policy, job: BackupJob, source: PlatformSource, 
     if keep is None:
         return uncovered(cid, title, f"{job.name} has no cold retention in the policy", REFS_TABLE)
     judge = _RETENTION.get(job.kind)
+    if job.kind == "realm-export" and source.realm_exports is None:
+        reason = f"no retention check for {job.name}: the target names no location for realm exports"
+        return uncovered(cid, title, reason, REFS_TABLE)
     if judge is None:
         reason = f"no retention check for {job.name}: the policy does not say where its backups are kept"
         return uncovered(cid, title, reason, REFS_TABLE)
@@ -156,5 +159,19 @@ def _velero_retention(policy: Policy, job: BackupJob, keep: timedelta, source: P
     return [], figures
 
 
-_RETENTION = {"pg-dump": _dump_retention, "mirror": _worm_retention, "velero": _velero_retention}
+def _export_retention(policy: Policy, job: BackupJob, keep: timedelta, source: PlatformSource,
+                      s3: Any) -> tuple[list[str], dict[str, object]]:
+    where = source.realm_exports
+    expiry = expiry_for(s3, where.bucket, where.prefix)
+    place = f"s3://{where.bucket}/{where.prefix}"
+    figures: dict[str, object] = {place: f"expires after {format_duration(expiry)}" if expiry else "never"}
+    if expiry is None:
+        return [f"retention not enforced: no lifecycle rule expires {place}"], figures
+    if expiry < keep:
+        return [f"{place} expires after {format_duration(expiry)} < policy {format_duration(keep)}"], figures
+    return [], figures
+
+
+_RETENTION = {"pg-dump": _dump_retention, "mirror": _worm_retention, "velero": _velero_retention,
+              "realm-export": _export_retention}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -91,8 +92,35 @@ def _velero(ctx: ScopeContext, job: BackupJob) -> CheckResult:
 
 
 def _realm_export(ctx: ScopeContext, job: BackupJob) -> CheckResult:
-    return uncovered(f"scope.artefact.{job.name}", f"{job.name} export parses and names the realm",
-                     "the policy does not say where realm exports are kept: no check can find them", REFS)
+    cid, title = f"scope.artefact.{job.name}", f"{job.name} export parses and names the realm"
+    where = ctx.source.realm_exports
+    if where is None:
+        return uncovered(cid, title, "the target names no location for realm exports "
+                         "(target file: keycloak.exports)", REFS)
+    exports = [o for o in ctx.store.list(where.bucket, where.prefix) if o.key.endswith(".json")]
+    newest = max(exports, key=lambda o: o.last_modified, default=None)
+    if newest is None:
+        missing = f"missing: no realm export in s3://{where.bucket}/{where.prefix}"
+        return result(cid, title, [missing], "", REFS)
+    age, limit = ctx.now - newest.last_modified, job.interval()
+    figures = {"key": newest.key, "size": newest.size, "age": age_text(age), "limit": format_duration(limit)}
+    problems = [f"empty: {newest.key} has 0 bytes"] if newest.size == 0 else []
+    if age > limit + ctx.tolerance:
+        problems.append(f"stale: {newest.key} is {age_text(age)} old > {format_duration(limit)} + tolerance")
+    if not problems and (realm := _realm_of(ctx.store.read(where.bucket, newest.key))) != where.realm:
+        problems.append(f"{newest.key} does not name realm {where.realm!r} ({realm})")
+    verdict = f"{newest.key} is {age_text(age)} old and names realm {where.realm!r}"
+    return result(cid, title, problems, verdict, REFS, **figures)
+
+
+def _realm_of(body: bytes) -> str:
+    """The realm a Keycloak export names, or why it names none."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "not JSON"
+    realm = data.get("realm") if isinstance(data, dict) else None
+    return realm if isinstance(realm, str) else "no realm field"
 
 
 ARTEFACT_CHECKS: dict[str, Callable[[ScopeContext, BackupJob], CheckResult]] = {
