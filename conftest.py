@@ -47,8 +47,10 @@ def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
     if kind == "docker":
         pytest.skip(docker_engine_unavailable() or "docker target: adapters arrive with a later issue")
     if kind == "live":
-        yield None, live_target(policy, pytestconfig.getoption("target_file"),
-                                pytestconfig.getoption("allow_destructive"))
+        live = live_target(policy, pytestconfig.getoption("target_file"),
+                           pytestconfig.getoption("allow_destructive"))
+        run.production, run.components = live.production, dict(live.components)  # the report names them
+        yield None, live
         return
     with open_sandbox(policy) as (sandbox, target):
         run.components = dict(target.components, sandbox_start=f"{sandbox.started_in:.2f}s")

@@ -15,7 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from akko_dr.cli import main
-from akko_dr.evidence import history, integrity, objectives
+from akko_dr.evidence import audit, history, integrity, objectives
+from akko_dr.evidence.record import RunRecord
 from akko_dr.policy import format_duration, load_policy
 
 FEATURE = """\
@@ -202,3 +203,11 @@ def test_deleting_the_newest_run_is_named_through_the_history(two_runs, tmp_path
     assert main(["verify", str(copy)]) == 1
     newest = results[1]["run_id"]
     assert f"run {newest} is in the history store but its sealed folder is missing" in capsys.readouterr().out
+
+
+def test_a_live_production_run_names_its_cluster_on_the_first_page() -> None:
+    run = RunRecord("20261127t090000z_aaaa", Path("unused"), target="live", production=True,
+                    components={"kubernetes": "https://k8s.example:6443 namespace akko-prod"})
+    page = audit.identification(run)
+    assert "live — PRODUCTION" in page
+    assert "Kubernetes API https://k8s.example:6443 namespace akko-prod" in page

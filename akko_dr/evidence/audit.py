@@ -80,10 +80,17 @@ def _target_line(run: RunRecord) -> str:
     return f"{run.target} — {'PRODUCTION' if run.production else 'not production'}"
 
 
+def _identity(run: RunRecord) -> str:
+    """The cluster API and namespace of a live target; the host for the sandbox."""
+    if "kubernetes" in run.components:
+        return f"Kubernetes API {run.components['kubernetes']}"
+    return f"{run.target} on host {run.host}, namespace {run.namespace or '—'}"
+
+
 def identification(run: RunRecord) -> str:
     pairs = [("Test id", run.run_id), ("Playbook", f"{run.policy_name} {run.policy_version}"),
              ("Trigger", run.trigger), ("Target", _target_line(run)),
-             ("Target identity", f"{run.target} on host {run.host}, namespace {run.namespace or '—'}"),
+             ("Target identity", _identity(run)),
              ("Start (UTC)", run.started_at), ("End (UTC)", run.finished_at),
              ("Clock source", run.clock_source), ("Objectives declared (UTC)", run.declared_at)]
     return _rows(pairs, "ident")
