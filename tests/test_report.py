@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from akko_dr.cli import main
 from akko_dr.evidence import audit, history, integrity, objectives
-from akko_dr.evidence.record import RunRecord
+from akko_dr.evidence.record import RunRecord, ScenarioRecord
 from akko_dr.policy import format_duration, load_policy
 
 FEATURE = """\
@@ -211,3 +211,12 @@ def test_a_live_production_run_names_its_cluster_on_the_first_page() -> None:
     page = audit.identification(run)
     assert "live — PRODUCTION" in page
     assert "Kubernetes API https://k8s.example:6443 namespace akko-prod" in page
+
+
+@pytest.mark.parametrize(("target", "status"), [("sandbox", "rehearsed"), ("live", "covered")])
+def test_a_passed_drill_covers_its_checklist_item_only_on_a_live_target(target: str, status: str) -> None:
+    run = RunRecord("20261127t090000z_aaaa", Path("unused"), target=target)
+    drill = ScenarioRecord("n", tags=["drill-1"], status="passed", rto_seconds=1.0)
+    run.scenarios.append(drill)
+    [item] = [c for c in objectives.checklist(run, load_policy()) if c.text.startswith("Run Drill 1")]
+    assert item.status == status

@@ -154,11 +154,13 @@ def verdict(run: RunRecord) -> str:
 def first_page(inp: AuditInputs) -> str:
     run = inp.run
     banner = f"<p class='banner'>{escape(REHEARSAL)}</p>" if run.rehearsal else ""
-    open_items = [c for c in inp.checklist if c.status != "covered"]
+    counts = {s: sum(c.status == s for c in inp.checklist) for s in ("covered", "rehearsed")}
+    left = len(inp.checklist) - counts["covered"] - counts["rehearsed"]
     return (f"{banner}<h1>Disaster recovery drill report — {escape(run.policy_name)} "
             f"{escape(run.policy_version)}</h1>{identification(run)}<h2>Verdict</h2>{verdict(run)}"
-            f"<p>Quarterly checklist: {len(inp.checklist) - len(open_items)} of {len(inp.checklist)} "
-            f"items covered by this run; {len(open_items)} open (see the checklist and deficiencies). "
+            f"<p>Quarterly checklist ({len(inp.checklist)} items): {counts['covered']} covered by this run, "
+            f"{counts['rehearsed']} rehearsed on the sandbox, {left} open or failed "
+            "(see the checklist and deficiencies). "
             f"Evidence signed with Ed25519 key {escape(inp.signer['key_id'])} "
             f"({escape(inp.signer['kind'])}); "
             "check it with <code>akko-dr verify</code>.</p>")

@@ -52,7 +52,7 @@ def declare(policy: Policy) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class ChecklistItem:
     text: str
-    status: str  # covered | failed | not run | open
+    status: str  # covered | rehearsed (passed on the sandbox only) | failed | not run | open
     detail: str
 
 
@@ -69,6 +69,9 @@ def _drill_item(run: RunRecord, text: str, drill: str, needs_rto: bool) -> Check
         return ChecklistItem(text, "failed", f"{len(failed)} of {len(scenarios)} scenarios failed")
     if needs_rto and not any(s.rto_seconds is not None for s in scenarios):
         return ChecklistItem(text, "open", "ran, but no RTO was recorded")
+    if run.rehearsal:
+        return ChecklistItem(text, "rehearsed", f"{len(scenarios)} scenarios passed on the {run.target} "
+                                                "target: a rehearsal; the live run is still due")
     return ChecklistItem(text, "covered", f"{len(scenarios)} scenarios passed")
 
 
