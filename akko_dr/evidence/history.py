@@ -61,7 +61,7 @@ def series(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, A
     return {k: v[-CHART_RUNS:] for k, v in out.items()}
 
 
-_W, _H, _L, _R, _T, _B = 640, 260, 70, 20, 24, 40
+_W, _H, _L, _R, _T, _B = 640, 260, 70, 20, 32, 40
 _COLOURS = {"rto": "#1f5fa8", "rpo": "#2e8b57"}
 
 
@@ -86,11 +86,13 @@ def _scale(rows: list[dict[str, Any]]):
     return x, y, lo, hi
 
 
+_TICKS = (0.1, 1, 10, 60, 600, 3600, 4 * 3600, 86400, 7 * 86400, 30 * 86400)  # seconds, human steps
+
+
 def _axis(y, lo: float, hi: float) -> list[str]:
     parts = [f'<line x1="{_L}" y1="{_T}" x2="{_L}" y2="{_H - _B}" stroke="#444"/>']
-    for exp in range(math.floor(lo), math.ceil(hi) + 1):
-        v = 10.0 ** exp
-        if lo <= exp <= hi:
+    for v in _TICKS:
+        if lo <= math.log10(v) <= hi:
             parts.append(f'<line x1="{_L - 4}" y1="{y(v):.1f}" x2="{_W - _R}" y2="{y(v):.1f}" stroke="#ddd"/>'
                          f'<text x="{_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">'
                          f'{escape(format_duration(v))}</text>')
@@ -129,6 +131,20 @@ def _legend() -> str:
                    f'font-size="10">{t}</text>' for i, (t, c, d) in enumerate(items))
 
 
+def _when(row: dict[str, Any]) -> str:
+    return (row.get("finished_at") or row["run_id"])[:16].replace("T", " ")
+
+
+def _target_label(row: dict[str, Any], kind: str, y) -> list[str]:
+    """Name a target line at its right end: RTO above it, RPO below, so equal targets stay readable."""
+    target = row.get(f"{kind}_target_seconds")
+    if target is None:
+        return []
+    dy = -4 if kind == "rto" else 12
+    return [f'<text x="{_W - _R}" y="{y(target) + dy:.1f}" text-anchor="end" font-size="10" '
+            f'fill="{_COLOURS[kind]}">{kind.upper()} target {escape(format_duration(target))}</text>']
+
+
 def chart(rows: list[dict[str, Any]], title: str) -> str:
     """An inline SVG: RTO and RPO of each run (log scale) against the target lines; misses in red."""
     x, y, lo, hi = _scale(rows)
@@ -137,7 +153,8 @@ def chart(rows: list[dict[str, Any]], title: str) -> str:
         parts += _line(rows, f"{kind}_target_seconds", x, y, "6,3", _COLOURS[kind], steps=True)
         parts += _line(rows, f"{kind}_seconds", x, y, "", _COLOURS[kind])
         parts += _points(rows, kind, x, y)
-    first, last = rows[0]["run_id"][:8], rows[-1]["run_id"][:8]
+        parts += _target_label(rows[-1], kind, y)
+    first, last = _when(rows[0]), _when(rows[-1])
     parts.append(f'<text x="{_L}" y="{_H - 12}" font-size="10">{escape(first)}</text>'
                  f'<text x="{_W - _R}" y="{_H - 12}" font-size="10" text-anchor="end">{escape(last)} '
                  f'({len(rows)} run{"s" if len(rows) != 1 else ""})</text>')
