@@ -20,6 +20,7 @@ Feature: Drill 3 — Ransomware / compromise
     Then every file of the evidence bundle has its sha256 recorded
     When the compromised identity's actions in the audit window are listed from the audit trail
     Then the dropping of the "dashboards" table is among them
+    And the identity provider's log of the compromised identity shows the dropping of the "dashboards" table
     When the attacker's service accounts and secrets are removed
     And the Superset metadata database is recovered with Drill 1
     Then the "dashboards" table of the Superset metadata database is back

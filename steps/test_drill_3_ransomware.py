@@ -108,6 +108,14 @@ def _(drill_3: RansomwareDrill, drill_database: str, table: str) -> None:
         f"expected DROP TABLE {wanted} among the actions of {drill_3.identity}; actual: {found}")
 
 
+@then(parsers.parse("the identity provider's log of the compromised identity shows the dropping of the "
+                    '"{table}" table'))
+def _(drill_3: RansomwareDrill, table: str) -> None:
+    wanted = f'DROP TABLE "{table}"'
+    assert any(wanted in line for line in drill_3.statements), (
+        f"expected {wanted} in the log of {drill_3.identity}; actual: not in {len(drill_3.statements)} lines")
+
+
 @when("the attacker's service accounts and secrets are removed")
 def _(drill_3: RansomwareDrill, request: pytest.FixtureRequest, evidence: ScenarioRecord) -> None:
     drill_3.require_preserved()

@@ -21,6 +21,8 @@ def test_a_contained_identity_cannot_log_in_and_no_secret_shows(target: Target, 
     drill = RansomwareDrill(target, "akko-admin", new_run_id())
     drill.steal_credentials()
     assert drill.stolen_credentials_work() == (True, "logged in")
+    sandbox.identities.act_as("akko-admin", drill.stolen, "aden", "SELECT 'marker-42'")
+    assert any("marker-42" in line for line in sandbox.identities.statement_log("akko-admin"))
     drill.contain()
     works, answer = drill.stolen_credentials_work()
     assert not works and "password authentication failed" in answer
@@ -60,7 +62,7 @@ def test_the_evidence_bundle_hashes_every_file(target: Target, tmp_path: Path) -
     drill = RansomwareDrill(target, "akko-admin", new_run_id())
     drill.audit.record(AuditEvent(utcnow(), "akko-admin", "login", "bundle-test"))
     bundle = drill.preserve(tmp_path)
-    assert {name.split("/")[0] for name in bundle} == {"audit", "receipts"}
+    assert {name.split("/")[0] for name in bundle} == {"audit", "receipts", "identity-provider"}
     assert drill.unhashed_bundle_files(tmp_path) == []
     (tmp_path / next(iter(bundle))).write_bytes(b"altered")
     assert drill.unhashed_bundle_files(tmp_path) == [next(iter(bundle))]

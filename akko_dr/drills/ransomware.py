@@ -41,6 +41,7 @@ class RansomwareDrill:
     stolen: str = field(default="", repr=False)  # the credential the attacker holds: never reported
     bundle: dict[str, str] = field(default_factory=dict)  # file -> sha256
     identified: list[AuditEvent] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)  # the identity provider's log of its actions
     recovery: RestoreDatabaseDrill | None = None
     log: list[str] = field(default_factory=list)
 
@@ -113,6 +114,8 @@ class RansomwareDrill:
         for obj in store.list(storage.backups_bucket, storage.dump_prefix):
             if obj.key.endswith(".manifest.json"):
                 self._keep(bundle_dir, f"receipts/{obj.key}", store.read(storage.backups_bucket, obj.key))
+        statements = self._identities().statement_log(self.identity)
+        self._keep(bundle_dir, f"identity-provider/{self.identity}.log", "\n".join(statements).encode())
         sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(self.bundle.items()))
         (bundle_dir / "SHA256SUMS").write_text(sums)
         self._note(f"evidence preserved: {len(self.bundle)} files in {bundle_dir}")
@@ -136,6 +139,7 @@ class RansomwareDrill:
     def identify(self) -> list[AuditEvent]:
         """The identity's actions in the audit window, from the audit trail."""
         self.identified = self.audit.events(self.identity, self.window)
+        self.statements = self._identities().statement_log(self.identity)
         self._note(f"identified {len(self.identified)} actions of {self.identity} in the last {self.window}")
         return self.identified
 
@@ -164,6 +168,7 @@ class RansomwareDrill:
         out: dict[str, object] = {"compromised identity": self.identity,
                                   "audit window": str(self.window),
                                   "identified actions": [e.line() for e in self.identified],
+                                  "identity provider's statement log": self.statements,
                                   "evidence bundle (sha256)": self.bundle, "log": self.log}
         if self.recovery is not None:
             out["recovery (Drill 1)"] = self.recovery.evidence()

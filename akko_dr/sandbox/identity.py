@@ -33,9 +33,10 @@ class PostgresLoginRoles:
 
     kind = "PostgreSQL login roles (sandbox stand-in for Keycloak)"
 
-    def __init__(self, db: PostgresDatabase, policy: Policy) -> None:
+    def __init__(self, db: PostgresDatabase, policy: Policy, server_log: Path | None = None) -> None:
         self._db = db
         self._policy = policy
+        self._server_log = server_log
         self._secrets: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -54,6 +55,7 @@ class PostgresLoginRoles:
         if not self.exists(identity):
             self._query(q.SQL("CREATE ROLE {} SUPERUSER").format(role))
         self._query(q.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, q.Literal(secret)))
+        self._query(q.SQL("ALTER ROLE {} SET log_statement = 'all'").format(role))
         self._secrets[identity] = secret
 
     def _query(self, statement: str | q.Composable, args: tuple = ()) -> list[tuple]:
@@ -99,6 +101,13 @@ class PostgresLoginRoles:
         secret = secrets.token_urlsafe(18)
         self._query(q.SQL("ALTER ROLE {} PASSWORD {}").format(q.Identifier(identity), q.Literal(secret)))
         self._secrets[identity] = secret
+
+    def statement_log(self, identity: str) -> list[str]:
+        """The server's log lines of ``identity``'s sessions (its statements are logged)."""
+        if self._server_log is None or not self._server_log.is_file():
+            return []
+        marker = f" {identity}@"
+        return [line for line in self._server_log.read_text(errors="replace").splitlines() if marker in line]
 
     def can_authenticate(self, identity: str, secret: str) -> tuple[bool, str]:
         """Whether ``identity`` can log in with ``secret``, and the server's answer (secret-free)."""

