@@ -116,7 +116,9 @@ def test_the_report_charts_each_run_against_the_target_line(two_runs) -> None:
     runs = {r["run_id"] for r in results}
     points = re.findall(r"<circle [^>]*><title>(\S+): (RTO|RPO) ", svg)
     assert {run for run, _ in points} == runs and len(points) == 4
-    assert svg.count("stroke-dasharray=\"6,3\"") >= 2  # the two target lines (and their legend)
+    klass = load_policy().klass("control-plane")
+    assert f"RTO target {format_duration(klass.rto)}" in svg
+    assert f"RPO target {format_duration(klass.rpo)}" in svg
 
 
 def test_the_first_page_names_the_test_and_states_the_verdict(two_runs) -> None:
