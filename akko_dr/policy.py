@@ -122,6 +122,8 @@ class Policy:
     databases: dict[str, Database]
     scope: tuple[ScopeItem, ...]
     storage: Storage
+    drill_interval: timedelta  # the longest time between two drills (quarterly)
+    schedule_tolerance: timedelta  # slack allowed on a job's schedule
     drills: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
 
@@ -239,6 +241,7 @@ def _policy(raw: Any, source: str) -> Policy:
         hot_buckets=tuple(_need(st, "hot_buckets", list, "storage.")),
         replica_bucket=_need(st, "replica_bucket", str, "storage."),
     )
+    cadence = _need(raw, "cadence", dict, "")
     return Policy(
         name=_need(raw, "name", str, ""),
         version=_need(raw, "version", str, ""),
@@ -248,6 +251,10 @@ def _policy(raw: Any, source: str) -> Policy:
         databases=databases,
         scope=tuple(scope),
         storage=storage,
+        drill_interval=parse_duration(_need(cadence, "drill_interval", str, "cadence."),
+                                      "cadence.drill_interval"),
+        schedule_tolerance=parse_duration(_need(cadence, "schedule_tolerance", str, "cadence."),
+                                          "cadence.schedule_tolerance"),
         drills=dict(raw.get("drills") or {}),
         source=source,
     )

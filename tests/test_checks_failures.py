@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from akko_dr.backup import KEY_TIME, run_job
-from akko_dr.checks import TOLERANCE
 from akko_dr.checks.platform import SandboxSource
 from akko_dr.checks.policy_analysis import check_class_rpo, check_scope_mapped
 from akko_dr.checks.schedule import check_job_ran, check_job_retention, job_window
@@ -64,7 +63,7 @@ def test_a_stale_dump_fails_with_its_key_and_age(sandbox: Sandbox, dump_bucket: 
     mine, bucket = dump_bucket
     name = next(iter(mine.databases))
     job = mine.database(name).job
-    later = utcnow() + job.interval() + TOLERANCE + timedelta(minutes=5)  # the dumps have aged meanwhile
+    later = utcnow() + job.interval() + mine.schedule_tolerance + timedelta(minutes=5)  # dumps aged meanwhile
     for other in mine.databases:  # every other database gets a dump taken at that later time
         if other != name:
             key = f"{mine.storage.dump_prefix}{other}_{later:{KEY_TIME}}.sql.gz"
@@ -134,7 +133,7 @@ def test_a_late_job_fails_with_how_late(sandbox: Sandbox, policy: Policy) -> Non
     source = SandboxSource(sandbox)
     last = source.job_status(job).last_success
     assert last is not None, f"the sandbox never ran {job.name}"
-    later = last + job_window(policy, job) + TOLERANCE + timedelta(minutes=7)
+    later = last + job_window(policy, job) + policy.schedule_tolerance + timedelta(minutes=7)
     result = check_job_ran(policy, job, source, later)
     assert result.status == "failed" and f"{job.name} is late by 7m" in result.reason, result.reason
 

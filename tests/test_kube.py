@@ -17,7 +17,6 @@ import pytest
 from kubernetes import client
 
 from akko_dr.adapters.kube import KubeCluster, KubeOrchestrator, go_duration
-from akko_dr.checks import TOLERANCE
 from akko_dr.checks.bdd import platform_of
 from akko_dr.checks.platform import ExportLocation
 from akko_dr.checks.schedule import check_job_ran, check_job_retention, check_job_schedule, job_window
@@ -109,7 +108,7 @@ def test_a_green_cronjob_passes(cluster: KubeCluster, policy: Policy) -> None:
 
 def test_a_late_cronjob_fails_with_its_lateness(cluster: KubeCluster, policy: Policy) -> None:
     job = _cron(policy)
-    late = job_window(policy, job) + TOLERANCE + timedelta(hours=1)
+    late = job_window(policy, job) + policy.schedule_tolerance + timedelta(hours=1)
     _cronjob(cluster, job, lastSuccessfulTime=_stamp(late))
     result = check_job_ran(policy, job, cluster, utcnow())
     assert result.status == "failed" and f"{job.name} is late by 1h" in result.reason, result.reason
@@ -170,7 +169,7 @@ def _velero_job(policy: Policy) -> BackupJob:
 def test_the_newest_completed_velero_backup_is_judged(cluster: KubeCluster, policy: Policy) -> None:
     job = _velero_job(policy)
     ttl = f"{int(job.retention.cold.total_seconds() // 3600)}h0m0s"
-    too_old = _stamp(job.interval() + TOLERANCE + timedelta(hours=2))
+    too_old = _stamp(job.interval() + policy.schedule_tolerance + timedelta(hours=2))
     _velero_backup(cluster, "akko-old", "Completed", too_old, ttl)
     _velero_backup(cluster, "akko-new", "Completed", _stamp(timedelta(hours=1)), ttl)
     _velero_backup(cluster, "akko-failed", "PartiallyFailed", _stamp(timedelta(0)), ttl)
@@ -182,7 +181,7 @@ def test_the_newest_completed_velero_backup_is_judged(cluster: KubeCluster, poli
 
 def test_a_stale_velero_backup_fails(cluster: KubeCluster, policy: Policy) -> None:
     job = _velero_job(policy)
-    too_old = _stamp(job.interval() + TOLERANCE + timedelta(hours=2))
+    too_old = _stamp(job.interval() + policy.schedule_tolerance + timedelta(hours=2))
     _velero_backup(cluster, "akko-old", "Completed", too_old, "1h")
     result = check_velero(policy, cluster, utcnow())
     assert result.status == "failed" and "Velero backup akko-old is" in result.reason, result.reason

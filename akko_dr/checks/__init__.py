@@ -14,8 +14,6 @@ from akko_dr.policy import format_duration
 Status = Literal["passed", "failed", "not-applicable", "uncovered"]
 
 # Harness settings, not playbook figures (the policy file has no key for them yet); stated in verdicts.
-TOLERANCE = timedelta(minutes=15)  # slack on a schedule: job start-up and upload time
-QUARTERLY_DRILL_INTERVAL = timedelta(days=92)  # "Quarterly drill checklist": the longest quarter
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from akko_dr.checks import QUARTERLY_DRILL_INTERVAL, CheckResult, result
+from akko_dr.checks import CheckResult, result
 from akko_dr.policy import BackupJob, Policy, TargetClass, format_duration
 
 REFS_RPO = ("playbook: Targets", "playbook: Backup schedule", "DORA Art. 12(6)")
@@ -51,9 +51,9 @@ def check_class_rpo(policy: Policy, klass: TargetClass) -> CheckResult:
                   verdict, REFS_RPO, **{"class": klass.title, "rpo": rpo, "job intervals": intervals})
 
 
-def check_retention_covers_drills(policy: Policy,
-                                  between_drills: timedelta = QUARTERLY_DRILL_INTERVAL) -> CheckResult:
+def check_retention_covers_drills(policy: Policy) -> CheckResult:
     """Every job keeps its backups at least as long as the time between two quarterly drills."""
+    between_drills = policy.drill_interval
     kept = {name: max((r for r in (j.retention.local, j.retention.cold) if r), default=timedelta(0))
             for name, j in policy.jobs.items()}
     gap = format_duration(between_drills)

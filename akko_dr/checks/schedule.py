@@ -8,7 +8,7 @@ from typing import Any
 
 from croniter import croniter
 
-from akko_dr.checks import TOLERANCE, CheckResult, age_text, not_applicable, result, uncovered
+from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
 from akko_dr.checks.platform import PlatformSource, newest_completed
 from akko_dr.checks.storage import bucket_lock, expiry_for, lock_problems, lock_text
 from akko_dr.policy import BackupJob, Policy, format_duration
@@ -32,9 +32,9 @@ def job_window(policy: Policy, job: BackupJob) -> timedelta:
     return job.interval()
 
 
-def check_job_ran(policy: Policy, job: BackupJob, source: PlatformSource, now: datetime,
-                  tolerance: timedelta = TOLERANCE) -> CheckResult:
+def check_job_ran(policy: Policy, job: BackupJob, source: PlatformSource, now: datetime) -> CheckResult:
     """The job's last run succeeded, and no longer ago than its window plus the tolerance."""
+    tolerance = policy.schedule_tolerance
     cid, title = f"verification.job-ran.{job.name}", f"{job.name} ran successfully within its schedule"
     if reason := source.no_runs(job) or _not_a_cronjob(job, source):
         return not_applicable(cid, title, reason, REFS_RUNS)

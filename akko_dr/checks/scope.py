@@ -8,7 +8,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from akko_dr.checks import TOLERANCE, CheckResult, age_text, not_applicable, result, uncovered
+from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
 from akko_dr.checks.platform import PlatformSource
 from akko_dr.checks.schedule import job_window
 from akko_dr.checks.verification import PROBE_PREFIX, check_velero, judge_dump, latest_dumps
@@ -29,8 +29,11 @@ class ScopeContext:
     store: ObjectStore
     now: datetime
     run_mirror: Callable[[], object] | None = None  # targets without continuous replication (the sandbox)
-    tolerance: timedelta = TOLERANCE
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def tolerance(self) -> timedelta:
+        return self.policy.schedule_tolerance
 
 
 def _dumps(ctx: ScopeContext, job: BackupJob) -> CheckResult:
@@ -38,7 +41,7 @@ def _dumps(ctx: ScopeContext, job: BackupJob) -> CheckResult:
     problems, figures = [], {}
     for name, db in ctx.policy.databases.items():
         if db.job == job:
-            problem, figures[name] = judge_dump(ctx.policy, name, dumps[name], ctx.now, ctx.tolerance)
+            problem, figures[name] = judge_dump(ctx.policy, name, dumps[name], ctx.now)
             problems += [problem] if problem else []
     return result(f"scope.artefact.{job.name}", f"{job.name} dumps exist, are non-empty and fresh", problems,
                   f"{len(figures)} dumps by {job.name} exist, are non-empty and fresh", REFS, dumps=figures)
@@ -88,7 +91,7 @@ def _mirror(ctx: ScopeContext, job: BackupJob) -> CheckResult:
 
 
 def _velero(ctx: ScopeContext, job: BackupJob) -> CheckResult:
-    return check_velero(ctx.policy, ctx.source, ctx.now, ctx.tolerance)
+    return check_velero(ctx.policy, ctx.source, ctx.now)
 
 
 def _realm_export(ctx: ScopeContext, job: BackupJob) -> CheckResult:

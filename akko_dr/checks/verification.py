@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from akko_dr.backup import KEY_TIME
-from akko_dr.checks import TOLERANCE, CheckResult, age_text, not_applicable, result, uncovered
+from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
 from akko_dr.checks.platform import PlatformSource, newest_completed
 from akko_dr.checks.storage import bucket_lock, lock_problems, lock_text, refused, s3_call
 from akko_dr.policy import Policy, format_duration
@@ -51,9 +51,10 @@ def latest_dumps(policy: Policy, store: ObjectStore) -> dict[str, Dump | None]:
     return out
 
 
-def judge_dump(policy: Policy, name: str, dump: Dump | None, now: datetime,
-               tolerance: timedelta = TOLERANCE) -> tuple[str | None, dict[str, object]]:
+def judge_dump(policy: Policy, name: str, dump: Dump | None,
+               now: datetime) -> tuple[str | None, dict[str, object]]:
     """The problem with one database's newest dump (None when fresh), and its figures."""
+    tolerance = policy.schedule_tolerance
     job = policy.database(name).job
     limit = job.interval()
     where = f"s3://{policy.storage.backups_bucket}/{policy.storage.dump_prefix}"
@@ -74,12 +75,12 @@ def judge_dump(policy: Policy, name: str, dump: Dump | None, now: datetime,
     return None, figures
 
 
-def check_dump_freshness(policy: Policy, store: ObjectStore, now: datetime,
-                         tolerance: timedelta = TOLERANCE) -> CheckResult:
+def check_dump_freshness(policy: Policy, store: ObjectStore, now: datetime) -> CheckResult:
     """The newest dump of every database is younger than its job's interval plus the tolerance."""
+    tolerance = policy.schedule_tolerance
     problems, dumps = [], {}
     for name, dump in latest_dumps(policy, store).items():
-        problem, dumps[name] = judge_dump(policy, name, dump, now, tolerance)
+        problem, dumps[name] = judge_dump(policy, name, dump, now)
         if problem:
             problems.append(problem)
     oldest = max((d["age_seconds"] for d in dumps.values() if "age_seconds" in d), default=None)
@@ -89,9 +90,9 @@ def check_dump_freshness(policy: Policy, store: ObjectStore, now: datetime,
                   verdict, REFS_DUMPS, dumps=dumps, tolerance=format_duration(tolerance))
 
 
-def check_velero(policy: Policy, source: PlatformSource, now: datetime,
-                 tolerance: timedelta = TOLERANCE) -> CheckResult:
+def check_velero(policy: Policy, source: PlatformSource, now: datetime) -> CheckResult:
     """The newest Completed Velero backup is younger than the Velero job's interval plus the tolerance."""
+    tolerance = policy.schedule_tolerance
     cid, title = "verification.velero", "the newest completed Velero backup is recent"
     jobs = [j for j in policy.jobs.values() if j.kind == "velero"]
     if not jobs:
