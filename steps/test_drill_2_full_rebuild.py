@@ -211,7 +211,7 @@ def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord) -> None:
     bench = drill_2.compare_replay()
     evidence.details["parallel replay speed-up"] = (
         f"{bench['speed_up']}x ({bench['sequential_s']}s sequential, {bench['parallel_s']}s with "
-        f"{bench['workers']} workers, {bench['dumps']} backups)")
+        f"{bench['workers']} workers, {bench['dumps']} backups, best of {bench['rounds']} rounds each)")
     restored = sum(r.restored for r in drill_2.databases.values())
     assert bench["dumps"] == restored, f"expected {restored} backups replayed twice; actual {bench['dumps']}"
 

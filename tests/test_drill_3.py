@@ -1,6 +1,8 @@
 """Drill 3 as a library: containment really locks the identity out, bad input is one clear line, the
 answers file is validated, and the audit trail's WORM proof reports the emulator's gap."""
 
+import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,12 +10,14 @@ import pytest
 
 from akko_dr.attestation import Answers
 from akko_dr.audit import AuditEvent
+from akko_dr.canary import wait_for_write
 from akko_dr.drills import ransomware
 from akko_dr.drills.ransomware import RansomwareDrill
 from akko_dr.errors import DrillError, PolicyError
 from akko_dr.measure import utcnow
-from akko_dr.sandbox import Sandbox
+from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.targets import Target, new_run_id
+from akko_dr.wiring import sandbox_target
 
 
 def test_a_contained_identity_cannot_log_in_and_no_secret_shows(target: Target, sandbox: Sandbox) -> None:
@@ -82,3 +86,21 @@ def test_an_attestation_comes_from_the_answers_file(tmp_path: Path) -> None:
     assert (att.who, att.observed) == ("Ann", "decided")
     assert att.label() == "attested by Ann (CISO) at 2026-11-27T10:00:00"
     assert att.source == f"answers file {path}"
+
+
+def test_damage_to_the_whole_platform_is_recovered_with_drill_2(policy) -> None:
+    root = Path(tempfile.mkdtemp(prefix="akko-dr-test-drill-3-"))
+    try:
+        with start_sandbox(policy, root=root / "sandbox", consumers=tuple(policy.databases)) as own:
+            drill = RansomwareDrill(sandbox_target(own, root), "akko-admin", new_run_id())
+            for name in policy.databases:
+                wait_for_write(own.db, name)
+            for job in ("akko-pg-backup", "akko-pg-data-backup"):
+                assert own.run_job(job).succeeded
+            rebuild = drill.declare_platform_damage()
+            drill.recover()
+            assert rebuild.failures() == [] and rebuild.mismatches() == []
+            assert drill.recover_figure("rto").klass.key == policy.drill("drill-2")["class"]
+            assert own.kept_for_signoff, "the compromised platform must be kept for forensics"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

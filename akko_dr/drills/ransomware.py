@@ -16,6 +16,7 @@ from pathlib import Path
 
 from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.audit import PREFIX, AuditEvent, AuditTrail
+from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.evidence.record import ScenarioRecord
@@ -43,6 +44,7 @@ class RansomwareDrill:
     identified: list[AuditEvent] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)  # the identity provider's log of its actions
     recovery: RestoreDatabaseDrill | None = None
+    rebuild: FullRebuildDrill | None = None  # when the damage declared is the whole platform
     log: list[str] = field(default_factory=list)
 
     @property
@@ -150,19 +152,31 @@ class RansomwareDrill:
             raise DrillError("evidence not preserved yet: preserve the audit trail before eradicating")
 
     # -- 5. recover ------------------------------------------------------------------------
-    def recover(self) -> RestoreDatabaseDrill:
-        """Drill 1, reused as is, on the damaged database."""
-        if self.recovery is None:
+    def declare_platform_damage(self) -> FullRebuildDrill:
+        """The damage reaches the whole platform: recovery will be Drill 2."""
+        self.rebuild = FullRebuildDrill(self.target, self.run_id)
+        self._note("damage declared: the whole platform (recovery with Drill 2)")
+        return self.rebuild
+
+    def recover(self) -> None:
+        """Drill 1 on the damaged database, or Drill 2 when the whole platform is declared damaged
+        (the compromised platform is set aside, kept for forensics), reused as they are."""
+        if self.rebuild is not None:
+            self.rebuild.lose_platform()
+            self.rebuild.recover()
+            self._note("recovered the whole platform with Drill 2")
+        elif self.recovery is not None:
+            self.recovery.recover()
+            self._note(f"recovered {self.recovery.database} with Drill 1")
+        else:
             raise DrillError("no damage declared: nothing to recover")
-        self.recovery.recover()
-        self._note(f"recovered {self.recovery.database} with Drill 1")
-        return self.recovery
 
     def recover_figure(self, kind: str) -> Measurement:
-        """The recovery's RTO or RPO, as Drill 1 measured it."""
-        if self.recovery is None:
+        """The recovery's RTO or RPO, as Drill 1 or Drill 2 measured it."""
+        drill = self.rebuild or self.recovery
+        if drill is None:
             raise DrillError("nothing recovered: no figures")
-        return self.recovery.rto() if kind == "rto" else self.recovery.rpo()
+        return drill.rto() if kind == "rto" else drill.rpo()
 
     def evidence(self) -> dict[str, object]:
         out: dict[str, object] = {"compromised identity": self.identity,
@@ -172,6 +186,8 @@ class RansomwareDrill:
                                   "evidence bundle (sha256)": self.bundle, "log": self.log}
         if self.recovery is not None:
             out["recovery (Drill 1)"] = self.recovery.evidence()
+        if self.rebuild is not None:
+            out["recovery (Drill 2)"] = self.rebuild.evidence()
         return out
 
 
