@@ -148,6 +148,8 @@ def test_a_reviewer_countersigns_the_same_manifest(sealed: Path, tmp_path: Path,
     key = tmp_path / "keys" / "reviewer.pem"
     key.parent.mkdir()
     assert main(["keygen", str(key), "--evidence-dir", str(sealed.parent)]) == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert main(["keygen", str(key), "--evidence-dir", str(sealed.parent)]) == 2  # never overwrites a key
     assert main(["countersign", str(sealed), "--key", str(key), "--reviewer", "R. Eviewer"]) == 0
     result = integrity.verify(sealed)
     assert result.ok, result.problems
