@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import struct
 import subprocess
@@ -81,6 +82,8 @@ def test_the_audit_report_carries_the_measured_figures(drill_run: DrillRun) -> N
 def test_the_report_is_printed_to_pdf(drill_run: DrillRun) -> None:
     pdf = drill_run.run_dir / finish.PDF
     assert pdf.read_bytes()[:5] == b"%PDF-"
+    pages = len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes()))
+    assert pages >= 2, f"{pages} page(s): the first page should stand alone, the detail follow"
     manifest = json.loads((drill_run.run_dir / integrity.MANIFEST).read_text())
     assert manifest["files"][finish.PDF]["sha256"] == integrity.sha256_file(pdf)
 
