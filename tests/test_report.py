@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from akko_dr.cli import main
-from akko_dr.evidence import audit, history, integrity, objectives
+from akko_dr.evidence import audit, context, history, integrity, objectives
 from akko_dr.evidence.record import RunRecord, ScenarioRecord
 from akko_dr.policy import format_duration, load_policy
 
@@ -128,7 +128,7 @@ def test_the_first_page_names_the_test_and_states_the_verdict(two_runs) -> None:
     policy = load_policy()
     rto = format_duration(_measured(results[1])["rto_seconds"])
     for expected in (results[1]["run_id"], f"{policy.name} {policy.version}", "after-change",
-                     "rehearsal, not production", "Clock source", "id='verdict'",
+                     "rehearsal, not production", context.ntp_state(), "id='verdict'",
                      rto, format_duration(policy.klass("control-plane").rto),
                      "FAIL", "backup of superset_metadata is corrupt"):
         assert expected in first, f"first page lacks {expected!r}"
