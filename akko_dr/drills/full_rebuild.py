@@ -21,11 +21,13 @@ from akko_dr.adapters.postgres import CANARY_TABLE
 from akko_dr.canary import wait_for_write
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
-from akko_dr.measure import Measurement, utcnow
+from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import TargetClass, format_duration
 from akko_dr.ports import Database, Fingerprint, ObjectStore
 from akko_dr.replication import mirror
 from akko_dr.targets import Target
+
+STOP_DEADLINE = 30.0
 
 
 def replay_workers() -> int:
@@ -141,11 +143,23 @@ class FullRebuildDrill:
         if self.target.platform is None:
             raise DrillError(f"the {self.target.kind} target cannot lose and provision its platform")
         self.target.require_destructive("destroy the whole platform (databases, services, hot buckets)")
+        self._stop_services()
         for rebuild in self.databases.values():
             rebuild.last_write_before = self.target.db.latest_canary(rebuild.name)
-        self.lost = self.target.platform.lose_platform()
+        self.lost += self.target.platform.lose_platform()
         self._note("disaster injected: " + "; ".join(self.lost))
         return self.lost
+
+    def _stop_services(self) -> None:
+        """Every service down first, so each database's last write is known exactly (the RPO's start)."""
+        orchestrator, policy = self.target.orchestrator, self.target.policy
+        services = [service for name in self.databases
+                    if orchestrator.running(service := policy.database(name).consumer)]
+        with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
+            list(pool.map(lambda service: orchestrator.scale(service, 0), services))
+        wait_for("every service to stop", lambda: not any(orchestrator.running(s) for s in services),
+                 STOP_DEADLINE)
+        self.lost.append(f"services stopped: {', '.join(services)}")
 
     def declare_incident(self) -> None:
         """Start the RTO clock."""
