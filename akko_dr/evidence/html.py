@@ -27,8 +27,8 @@ def figures_cell(rec: ScenarioRecord) -> str:
             f"RPO {_fig(rec.rpo_seconds)} / {_fig(rec.rpo_target_seconds)}")
 
 
-def _rows(pairs: dict[str, object]) -> str:
-    return "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in pairs.items())
+def _rows(pairs: list[tuple[str, object]]) -> str:
+    return "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in pairs)
 
 
 def summary(run: RunRecord) -> str:
@@ -37,7 +37,7 @@ def summary(run: RunRecord) -> str:
             ("Started (UTC)", run.started_at)]
     rows += [(f"Component: {k}", v) for k, v in run.components.items()]
     rows += [("Emulated", e) for e in run.emulated]
-    body = _rows(dict(rows))
+    body = _rows(rows)
     banner = f'<p style="font-weight:bold;color:#a00">{escape(REHEARSAL)}</p>' if run.rehearsal else ""
     return f"{banner}<table class='akko-context'>{body}</table>"
 
@@ -56,7 +56,8 @@ def scenario(rec: ScenarioRecord) -> str:
     if rec.verdicts:
         parts.append("<ul>" + "".join(f"<li>{escape(v)}</li>" for v in rec.verdicts) + "</ul>")
     if rec.backup:
-        parts.append(f"<p>Backup used:</p><table class='akko-backup'>{_rows(rec.backup)}</table>")
+        backup = _rows(list(rec.backup.items()))
+        parts.append(f"<p>Backup used:</p><table class='akko-backup'>{backup}</table>")
     for key, value in rec.details.items():
         if isinstance(value, list):
             items = "".join(f"<li>{escape(str(v))}</li>" for v in value)
