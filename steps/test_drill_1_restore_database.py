@@ -65,17 +65,10 @@ def _(drill_1: RestoreDatabaseDrill, table: str) -> None:
 
 @then(parsers.parse("the recovery time is within the {klass} RTO"))
 def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord, klass: str) -> None:
-    _within(drill_1, evidence, klass, drill_1.rto())
+    evidence.judge(drill_1.rto(), drill_1.target.policy.klass(klass), drill_1.database)
 
 
 @then(parsers.parse("the data loss is within the {klass} RPO"))
 def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord, klass: str) -> None:
-    _within(drill_1, evidence, klass, drill_1.rpo())
+    evidence.judge(drill_1.rpo(), drill_1.target.policy.klass(klass), drill_1.database)
 
-
-def _within(drill: RestoreDatabaseDrill, evidence: ScenarioRecord, klass: str, measurement) -> None:
-    named = drill.target.policy.klass(klass)
-    assert named == measurement.klass, (
-        f"{drill.database} is in class {measurement.klass.title} in the policy, not {named.title}")
-    evidence.measure(measurement)
-    assert measurement.met, measurement.verdict()

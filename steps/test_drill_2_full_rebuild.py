@@ -22,7 +22,7 @@ from akko_dr.checks.verification import check_dump_freshness
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.errors import DrillError
 from akko_dr.evidence.record import ScenarioRecord
-from akko_dr.measure import Measurement, utcnow
+from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.targets import Target, new_run_id
@@ -192,12 +192,12 @@ def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, database: str, reason
 
 @then(parsers.parse("the recovery time is within the {klass} RTO"))
 def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, klass: str) -> None:
-    _within(drill_2, evidence, klass, drill_2.rto())
+    evidence.judge(drill_2.rto(), drill_2.target.policy.klass(klass), "Drill 2")
 
 
 @then(parsers.parse("the data loss is within the {klass} RPO"))
 def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, klass: str) -> None:
-    _within(drill_2, evidence, klass, drill_2.rpo())
+    evidence.judge(drill_2.rpo(), drill_2.target.policy.klass(klass), "Drill 2")
 
 
 @then("every database is within the RTO and RPO of its own class")
@@ -243,10 +243,3 @@ def _(request: pytest.FixtureRequest, evidence: ScenarioRecord, answers: Answers
     attest_step(request, evidence, answers, "drill-2-management",
                 "Who informed management of the rebuild, when, and what was said?")
 
-
-def _within(drill: FullRebuildDrill, evidence: ScenarioRecord, klass: str, measurement: Measurement) -> None:
-    named = drill.target.policy.klass(klass)
-    assert named == measurement.klass, (
-        f"Drill 2 is judged against {measurement.klass.title} in the policy, not {named.title}")
-    evidence.measure(measurement)
-    assert measurement.met, measurement.verdict()

@@ -16,7 +16,7 @@ from akko_dr.drills import ransomware
 from akko_dr.drills.ransomware import RansomwareDrill
 from akko_dr.errors import DrillError
 from akko_dr.evidence.record import RunRecord, ScenarioRecord
-from akko_dr.measure import Measurement, utcnow
+from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox
 from akko_dr.targets import Target, new_run_id
@@ -140,19 +140,13 @@ def _(drill_3: RansomwareDrill, table: str) -> None:
 
 @then(parsers.parse("the recovery time is within the {klass} RTO"))
 def _(drill_3: RansomwareDrill, evidence: ScenarioRecord, klass: str) -> None:
-    _within(drill_3, evidence, klass, drill_3.recover_figure("rto"))
+    evidence.judge(drill_3.recover_figure("rto"), drill_3.target.policy.klass(klass), "the database")
 
 
 @then(parsers.parse("the data loss is within the {klass} RPO"))
 def _(drill_3: RansomwareDrill, evidence: ScenarioRecord, klass: str) -> None:
-    _within(drill_3, evidence, klass, drill_3.recover_figure("rpo"))
+    evidence.judge(drill_3.recover_figure("rpo"), drill_3.target.policy.klass(klass), "the database")
 
-
-def _within(drill: RansomwareDrill, evidence: ScenarioRecord, klass: str, measurement: Measurement) -> None:
-    named = drill.target.policy.klass(klass)
-    assert named == measurement.klass, f"the database is in {measurement.klass.title}, not {named.title}"
-    evidence.measure(measurement)
-    assert measurement.met, measurement.verdict()
 
 
 # -- WORM proof -------------------------------------------------------------------------------

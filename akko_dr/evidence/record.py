@@ -9,6 +9,7 @@ from typing import Any
 
 from akko_dr.errors import DrillError, PolicyError
 from akko_dr.measure import Measurement, utcnow
+from akko_dr.policy import TargetClass
 
 
 def one_line(exc: BaseException) -> str:
@@ -59,6 +60,12 @@ class ScenarioRecord:
         setattr(self, f"{kind}_target_seconds", m.target.total_seconds())
         self.target_class = m.klass.title
         self.verdicts.append(m.verdict())
+
+    def judge(self, m: Measurement, named: TargetClass, subject: str) -> None:
+        """Record ``m``, then assert it is judged in the class the feature names, and that it is met."""
+        assert named == m.klass, f"{subject} is in class {m.klass.title} in the policy, not {named.title}"
+        self.measure(m)
+        assert m.met, m.verdict()
 
     def step(self, keyword: str, text: str) -> StepRecord:
         for rec in self.steps:
