@@ -6,57 +6,15 @@ import hashlib
 import json
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
-from akko_dr.ports import Database, Fingerprint, ObjectStore
+from akko_dr.ports import BackupObject, Database, JobRun, ObjectStore
 from akko_dr.replication import mirror
 
 KEY_TIME = "%Y%m%d%H%M%S"
-
-
-@dataclass
-class BackupObject:
-    """Provenance of one dump in the object store: what an auditor needs to trace a restore."""
-
-    database: str
-    bucket: str
-    key: str
-    taken_at: datetime
-    size: int = 0
-    sha256: str = ""
-    job: str = ""
-    fingerprint: Fingerprint = field(default_factory=dict)
-
-    @property
-    def manifest_key(self) -> str:
-        return self.key.removesuffix(".sql.gz") + ".manifest.json"
-
-    def manifest(self) -> bytes:
-        data = asdict(self) | {"taken_at": self.taken_at.isoformat()}
-        return json.dumps(data, indent=2, sort_keys=True).encode()
-
-    def provenance(self) -> dict[str, object]:
-        """The fields the evidence shows (no fingerprint detail)."""
-        return {"database": self.database, "uri": f"s3://{self.bucket}/{self.key}", "key": self.key,
-                "size": self.size, "sha256": self.sha256, "taken_at": self.taken_at.isoformat(),
-                "job": self.job}
-
-
-@dataclass
-class JobRun:
-    """One execution of a backup job."""
-
-    job: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    succeeded: bool = False
-    error: str = ""
-    objects: list[BackupObject] = field(default_factory=list)
-    copied: list[str] = field(default_factory=list)
 
 
 def dump_key(policy: Policy, database: str, when: datetime) -> str:

@@ -14,3 +14,11 @@ class PolicyError(ValueError):
 
 class TargetUnavailable(DrillError):
     """A part of the drill target (S3, PostgreSQL, cluster) cannot be reached."""
+
+
+class NotApplicable(DrillError):
+    """This target cannot run the step (a port it lacks, a plan-only run): a coverage gap, not a finding."""
+
+
+class Inconclusive(DrillError):
+    """The step ran, but what it proved rests on an emulator or on an ambiguous answer: not a PASS."""

@@ -1,15 +1,22 @@
-"""The small interfaces a drill talks to; each target supplies adapters for them."""
+"""The interfaces a drill or a check talks to, and the types they pass; each target supplies adapters.
+
+Drills, checks and steps import from here, never from ``akko_dr.adapters`` or ``akko_dr.sandbox``;
+``akko_dr.wiring`` is the one place that chooses an adapter for each port.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}
+CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison
 
 
+# -- types passed through the ports ---------------------------------------------------------------
 @dataclass(frozen=True)
 class StoredObject:
     """An object in the object store, as listed."""
@@ -20,6 +27,123 @@ class StoredObject:
     last_modified: datetime
 
 
+@dataclass(frozen=True)
+class BucketLock:
+    """A bucket's Object Lock default retention (None fields when the lock has no default rule)."""
+
+    enabled: bool
+    mode: str | None
+    retention: timedelta | None
+
+
+@dataclass
+class BackupObject:
+    """Provenance of one dump in the object store: what an auditor needs to trace a restore."""
+
+    database: str
+    bucket: str
+    key: str
+    taken_at: datetime
+    size: int = 0
+    sha256: str = ""
+    job: str = ""
+    fingerprint: Fingerprint = field(default_factory=dict)
+
+    @property
+    def manifest_key(self) -> str:
+        return self.key.removesuffix(".sql.gz") + ".manifest.json"
+
+    def manifest(self) -> bytes:
+        data = asdict(self) | {"taken_at": self.taken_at.isoformat()}
+        return json.dumps(data, indent=2, sort_keys=True).encode()
+
+    def provenance(self) -> dict[str, object]:
+        """The fields the evidence shows (no fingerprint detail)."""
+        return {"database": self.database, "uri": f"s3://{self.bucket}/{self.key}", "key": self.key,
+                "size": self.size, "sha256": self.sha256, "taken_at": self.taken_at.isoformat(),
+                "job": self.job}
+
+
+@dataclass
+class JobRun:
+    """One execution of a backup job, as the job runner reports it."""
+
+    job: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    succeeded: bool = False
+    error: str = ""
+    objects: list[BackupObject] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
+    last_log_line: str = ""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """The platform's view of one backup job (a CronJob's status, or the sandbox's runs)."""
+
+    job: str
+    found: bool
+    schedule: str | None = None  # as deployed; None where the target has no scheduler
+    last_success: datetime | None = None
+    last_run: datetime | None = None
+    last_failed: bool = False
+    last_error: str = ""
+    suspended: bool = False
+    time_zone: str | None = None
+
+
+@dataclass(frozen=True)
+class VeleroBackup:
+    """A ``velero.io/v1`` Backup, as listed."""
+
+    name: str
+    phase: str
+    completed_at: datetime | None
+    ttl: timedelta | None
+    schedule: str | None = None  # label velero.io/schedule-name
+    namespaces: tuple[str, ...] = ()  # spec.includedNamespaces ("*" for all)
+    errors: int = 0
+    warnings: int = 0
+
+
+@dataclass(frozen=True)
+class VeleroSchedule:
+    """A ``velero.io/v1`` Schedule, as listed."""
+
+    name: str
+    schedule: str
+    paused: bool
+    phase: str
+    last_backup: datetime | None
+    ttl: timedelta | None
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExportLocation:
+    """Where a target keeps its Keycloak realm exports (from the live target file)."""
+
+    bucket: str
+    prefix: str
+    realm: str
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Who did what to what, when (UTC), as the audit trail holds it."""
+
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    source: str = ""
+
+    def line(self) -> str:
+        return f"{self.at.isoformat(timespec='seconds')} {self.actor} {self.action} {self.target}"
+
+
+# -- the ports ------------------------------------------------------------------------------------
 class Database(Protocol):
     """A PostgreSQL server holding the platform databases."""
 
@@ -49,6 +173,23 @@ class ObjectStore(Protocol):
     def delete(self, bucket: str, key: str) -> None: ...
 
 
+class VersionedObjectStore(ObjectStore, Protocol):
+    """An object store with versions and Object Lock retention (the WORM audit bucket)."""
+
+    def versions(self, bucket: str, prefix: str = "") -> list[tuple[str, str]]: ...
+    def read_version(self, bucket: str, key: str, version: str) -> bytes: ...
+    def delete_version(self, bucket: str, key: str, version: str) -> None: ...
+    def retention(self, bucket: str, key: str, version: str) -> tuple[str, datetime | None]: ...
+    def set_retention(self, bucket: str, key: str, version: str, mode: str, until: datetime) -> None: ...
+
+
+class BucketInspector(Protocol):
+    """What the object store says about its own buckets: Object Lock and lifecycle rules (read-only)."""
+
+    def lock(self, bucket: str) -> BucketLock: ...
+    def expiry(self, bucket: str, key_prefix: str) -> timedelta | None: ...
+
+
 class Orchestrator(Protocol):
     """Runs the platform's services (Kubernetes deployments, or local processes)."""
 
@@ -58,11 +199,39 @@ class Orchestrator(Protocol):
     def running(self, service: str) -> int: ...
 
 
+class JobRunner(Protocol):
+    """Triggers the platform's backup jobs (a Job from a CronJob's template, or the sandbox's own job)."""
+
+    def run_job(self, job: str) -> JobRun: ...
+
+
+class PlatformSource(Protocol):
+    """Read-only questions the checks ask the platform about its backup jobs and Velero."""
+
+    kind: str
+    realm_exports: ExportLocation | None
+
+    def no_runs(self, job: object) -> str | None:
+        """Why this target keeps no runs of ``job`` (None when it does)."""
+
+    def no_scheduler(self) -> str | None:
+        """Why this target has no schedule to compare (None when it has one)."""
+
+    def job_status(self, job: object) -> JobStatus: ...
+
+    def no_velero(self) -> str | None:
+        """Why this target has no Velero backups to read (None when it has)."""
+
+    def velero_backups(self) -> list[VeleroBackup]: ...
+    def velero_schedules(self) -> list[VeleroSchedule]: ...
+
+
 class Platform(Protocol):
     """The platform as a whole (Drill 2): lost at once, then provisioned again from nothing."""
 
     def lose_platform(self) -> list[str]: ...
     def provision_platform(self) -> Database: ...
+    def kept_for_signoff(self) -> list[str]: ...
 
 
 class IdentityProvider(Protocol):
@@ -71,6 +240,7 @@ class IdentityProvider(Protocol):
     kind: str
 
     def require(self, identity: str) -> None: ...
+    def provision(self, identity: str) -> None: ...
     def credential(self, identity: str) -> str: ...
     def suspend(self, identity: str) -> int: ...
     def rotate(self, identity: str) -> None: ...
@@ -78,7 +248,31 @@ class IdentityProvider(Protocol):
     def statement_log(self, identity: str) -> list[str]: ...
 
 
-class JobRunner(Protocol):
-    """Triggers the platform's backup jobs (a CronJob run, or the sandbox's own job)."""
+class Adversary(Protocol):
+    """Acts as an identity with a credential it holds (Drill 3's simulated attacker)."""
 
-    def run_job(self, job: str) -> object: ...
+    def act_as(self, identity: str, secret: str, database: str, statement: str) -> None: ...
+
+
+class AuditTrail(Protocol):
+    """The WORM audit trail: events by actor, and the versions that prove nothing was altered."""
+
+    bucket: str
+    prefix: str
+    store: VersionedObjectStore
+
+    def record(self, event: AuditEvent) -> str: ...
+    def events(self, actor: str, window: timedelta, now: datetime | None = None) -> list[AuditEvent]: ...
+
+
+class Canary(Protocol):
+    """The newest write a service made: the yardstick of data loss."""
+
+    def newest_write(self, database: str) -> datetime | None: ...
+
+
+class Eradicator(Protocol):
+    """Removes what an attacker left behind (ServiceAccounts, Secrets); says what it removed."""
+
+    def attacker_objects(self, identity: str) -> list[str]: ...
+    def remove(self, identity: str) -> list[str]: ...

@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import yaml
 
-from akko_dr.checks.platform import ExportLocation
 from akko_dr.errors import PolicyError
 from akko_dr.policy import Policy
+from akko_dr.ports import ExportLocation
 from akko_dr.targets import Target
 
 _BUCKET_KEYS = ("backups_bucket", "audit_bucket", "replica_bucket", "hot_buckets")
@@ -173,11 +173,22 @@ def kube_client(tf: TargetFile) -> Any:
         raise PolicyError(f"{tf.path}: kube: cannot load kubeconfig ({type(err).__name__})") from None
 
 
+LIVE_GAPS = {
+    "jobs": "no job runner is wired for the live target yet (a Job from the CronJob's template)",
+    "platform": "a live cluster is never destroyed by the harness: Drill 2 runs on a scratch cluster",
+    "identities": "no identity provider adapter is wired for the live target yet (Keycloak)",
+    "adversary": "no simulated attacker acts on a live target",
+    "eradicator": "no ServiceAccount and Secret removal is wired for the live target yet",
+    "segregated_db": "the target file names no second PostgreSQL server for segregated restores",
+}
+
+
 def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any = None) -> Target:
     """Wire the live target: Kubernetes (read-only checks, Deployments), S3 and PostgreSQL."""
+    from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
     from akko_dr.adapters.kube import KubeCluster, KubeOrchestrator
-    from akko_dr.adapters.postgres import PostgresDatabase
-    from akko_dr.adapters.s3 import S3ObjectStore
+    from akko_dr.adapters.postgres import CanaryTable, PostgresDatabase
+    from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
 
     cluster = KubeCluster(api or kube_client(tf), tf.namespace, tf.velero_namespace, tf.realm_exports)
     store = S3ObjectStore(tf.s3_endpoint, region=tf.s3_region,
@@ -189,6 +200,10 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any 
                   "credentials": ", ".join(f"{k} from {c}" for k, c in (
                       ("s3 access key", tf.s3_access_key), ("s3 secret key", tf.s3_secret_key),
                       ("postgres password", tf.pg_password)) if c)}
-    return Target(kind="live", policy=tf.apply(policy), db=db, store=store,
-                  orchestrator=KubeOrchestrator(cluster), workdir=workdir(), components=components,
-                  destructive_allowed=allow_destructive, production=tf.production)
+    policy = tf.apply(policy)
+    return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
+                  policy=policy, db=db, store=store, orchestrator=KubeOrchestrator(cluster),
+                  workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
+                  source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
+                  gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,
+                  production=tf.production)

@@ -1,4 +1,9 @@
-"""Drill targets: one interface (database, object store, orchestrator), several backends."""
+"""Drill targets: one interface (every port a drill or check uses), several backends.
+
+A port a target cannot serve is ``None`` and ``gaps`` says why; ``Target.port`` turns that into a
+:class:`~akko_dr.errors.NotApplicable` ("not applicable on <target>: <why>"), which the evidence
+records as a coverage gap, never as a finding and never as passed.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,82 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from akko_dr.errors import DrillError
+from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.policy import Policy
-from akko_dr.ports import Database, IdentityProvider, JobRunner, ObjectStore, Orchestrator, Platform
+from akko_dr.ports import (
+    Adversary,
+    AuditTrail,
+    BucketInspector,
+    Canary,
+    Database,
+    Eradicator,
+    IdentityProvider,
+    JobRunner,
+    ObjectStore,
+    Orchestrator,
+    Platform,
+    PlatformSource,
+    VersionedObjectStore,
+)
 
 
 @dataclass
 class Target:
-    """Everything a drill may touch, wired once (in ``conftest.py`` or the CLI)."""
+    """Everything a drill or check may touch, wired once (``akko_dr.wiring``)."""
 
-    kind: str  # "sandbox" | "live" | "docker"
+    kind: str  # "sandbox" | "live" | "docker": for the evidence only; no step branches on it
     policy: Policy
     db: Database
     store: ObjectStore
     orchestrator: Orchestrator
     workdir: Path
+    name: str = ""  # what the evidence calls it: "sandbox", or "live <context>/<namespace>"
+    canary: Canary | None = None
+    buckets: BucketInspector | None = None  # Object Lock and lifecycle rules
+    source: PlatformSource | None = None  # backup job runs, CronJobs, Velero (read-only)
     jobs: JobRunner | None = None
-    heal: Callable[[], list[str]] | None = None  # sandbox only: undo damage left by an earlier scenario
     platform: Platform | None = None  # Drill 2: lose and provision the whole platform
     identities: IdentityProvider | None = None  # Drill 3: suspend and rotate a compromised identity
+    adversary: Adversary | None = None  # Drill 3: the simulated attacker (rehearsals only)
+    audit_trail: AuditTrail | None = None
+    store_as: Callable[[str, str], VersionedObjectStore] | None = None  # the store with other credentials
+    eradicator: Eradicator | None = None  # Drill 3: the attacker's ServiceAccounts and Secrets
+    segregated_db: Database | None = None  # a second server for restores segregated from the source
+    heal: Callable[[], list[str]] | None = None  # sandbox only: undo damage left by an earlier scenario
+    gaps: dict[str, str] = field(default_factory=dict)  # port -> why this target cannot serve it
     components: dict[str, str] = field(default_factory=dict)
     emulated: list[str] = field(default_factory=list)
+    emulated_ports: dict[str, str] = field(default_factory=dict)  # port -> the emulator serving it
     destructive_allowed: bool = False
+    probes_allowed: bool = False  # live: write probe objects and canaries (--allow-probes)
+    fresh_backup: bool = False  # live: a drill takes its own backup first (--fresh-backup)
     production: bool = False
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.kind
 
     @property
     def rehearsal(self) -> bool:
         return self.kind != "live"
 
+    def port(self, name: str) -> Any:
+        """The adapter serving ``name``; NotApplicable with this target's reason when it has none."""
+        adapter = getattr(self, name, None)
+        if adapter is None:
+            why = self.gaps.get(name, f"no {name} adapter is wired for this target")
+            raise NotApplicable(f"not applicable on {self.name}: {why}")
+        return adapter
+
+    def emulator_of(self, name: str) -> str | None:
+        """The emulator serving port ``name``, when its behaviour is not the real thing's."""
+        return self.emulated_ports.get(name)
+
     def require_destructive(self, action: str) -> None:
         """Refuse a destructive action unless this target explicitly allows it."""
         if not self.destructive_allowed:
-            raise DrillError(f"destructive step not allowed on the {self.kind} target: {action} "
+            raise DrillError(f"destructive step not allowed on the {self.name} target: {action} "
                              "(plan only; opt in with --allow-destructive)")
 
 

@@ -8,9 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
+from akko_dr.adapters.postgres import CanaryTable
+from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox, start_sandbox
+from akko_dr.sandbox.job_history import SandboxSource
 from akko_dr.targets import Target
 
 TARGET_KINDS = ("sandbox", "live", "docker")
@@ -27,14 +31,29 @@ def docker_engine_unavailable() -> str | None:
     return None
 
 
+SANDBOX_GAPS = {
+    "eradicator": "no Kubernetes ServiceAccounts or Secrets on the sandbox; the identity itself is "
+                  "suspended and rotated",
+}
+MOTO = "moto S3 emulator (does not enforce COMPLIANCE retention, does not authenticate)"
+SUPERVISOR = "local process supervisor in place of Kubernetes"
+
+
 def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
-    return Target(kind="sandbox", policy=sandbox.policy, db=sandbox.db, store=sandbox.store,
-                  orchestrator=sandbox.supervisor, workdir=workdir, jobs=sandbox, heal=sandbox.heal,
-                  platform=sandbox, identities=sandbox.identities,
-                  components=sandbox.components,
-                  emulated=["object store: moto S3 emulator (not WORM-compliant)",
-                            "orchestrator: local process supervisor in place of Kubernetes"],
-                  destructive_allowed=True)
+    """Every port of the sandbox: real PostgreSQL and jobs, the S3 emulator, a local supervisor."""
+    store = sandbox.store
+    return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
+                  orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),
+                  buckets=S3BucketInspector(store), source=SandboxSource(sandbox), jobs=sandbox,
+                  platform=sandbox, identities=sandbox.identities, adversary=sandbox.identities,
+                  audit_trail=ObjectStoreAuditTrail(store, sandbox.policy.storage.audit_bucket),
+                  store_as=lambda user, secret: S3ObjectStore(store.endpoint, access_key=user,
+                                                              secret_key=secret),
+                  heal=sandbox.heal, gaps=dict(SANDBOX_GAPS), components=sandbox.components,
+                  emulated=[f"object store: {MOTO}", f"orchestrator: {SUPERVISOR}"],
+                  emulated_ports={"store": MOTO, "buckets": MOTO, "audit_trail": MOTO,
+                                  "orchestrator": SUPERVISOR},
+                  destructive_allowed=True, probes_allowed=True, fresh_backup=True)
 
 
 @contextmanager

@@ -54,7 +54,7 @@ def _(target: Target, drill_database: str, evidence: ScenarioRecord) -> None:
 def _(target: Target, drill_database: str) -> datetime:
     consumer = target.policy.database(drill_database).consumer
     assert target.orchestrator.running(consumer) >= 1, f"{consumer} is not running"
-    return wait_for_write(target.db, drill_database)
+    return wait_for_write(target.port("canary"), drill_database)
 
 
 @given("a fresh backup of the Superset metadata database is in cold storage", target_fixture="fresh_backup")

@@ -71,4 +71,4 @@ def _(drill_1: RestoreDatabaseDrill) -> None:
 def _(drill_1: RestoreDatabaseDrill, target: Target) -> None:
     consumer = drill_1.info.consumer
     assert target.orchestrator.running(consumer) >= 1, f"{consumer} is not running"
-    wait_for_write(target.db, drill_1.database, after=drill_1.last_write_before_incident)
+    wait_for_write(target.port("canary"), drill_1.database, after=drill_1.last_write_before_incident)

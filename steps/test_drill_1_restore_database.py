@@ -15,7 +15,7 @@ scenarios("drill_1_restore_database.feature")
 
 @given("the Superset service has written new data since that backup")
 def _(target: Target, fresh_backup: BackupObject) -> None:
-    wait_for_write(target.db, fresh_backup.database, after=fresh_backup.taken_at)
+    wait_for_write(target.port("canary"), fresh_backup.database, after=fresh_backup.taken_at)
 
 
 @when("the incident is declared")

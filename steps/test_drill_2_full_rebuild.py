@@ -80,7 +80,7 @@ def _(drill_2: FullRebuildDrill) -> None:
     target = drill_2.target
     assert target.jobs is not None, f"the {target.kind} target cannot trigger the backup jobs"
     for name in target.policy.databases:
-        wait_for_write(target.db, name)
+        wait_for_write(target.port("canary"), name)
     for job in {info.job.name for info in target.policy.databases.values()} | {"akko-minio-replicate"}:
         run = target.jobs.run_job(job)
         assert run.succeeded, f"backup job {job} failed: {run.error}"
@@ -90,7 +90,8 @@ def _(drill_2: FullRebuildDrill) -> None:
 def _(drill_2: FullRebuildDrill) -> None:
     target = drill_2.target
     for name in target.policy.databases:
-        wait_for_write(target.db, name, after=latest_backup(target.policy, target.store, name).taken_at)
+        taken = latest_backup(target.policy, target.store, name).taken_at
+        wait_for_write(target.port("canary"), name, after=taken)
 
 
 @given(parsers.parse("the latest backup of the {database} database is corrupt"))

@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.attestation import Answers, attest_step, record_not_applicable
-from akko_dr.audit import AuditEvent
 from akko_dr.drills import ransomware
 from akko_dr.drills.ransomware import RansomwareDrill
-from akko_dr.errors import DrillError
+from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.evidence.record import RunRecord, ScenarioRecord
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
-from akko_dr.sandbox import Sandbox
+from akko_dr.ports import AuditEvent, VersionedObjectStore
 from akko_dr.targets import Target, new_run_id
 
 scenarios("drill_3_ransomware.feature")
@@ -49,26 +47,24 @@ def bundle_dir(run_record: RunRecord, drill_3: RansomwareDrill) -> Path:
 
 
 @pytest.fixture
-def attacker_store(target: Target, drill_3: RansomwareDrill, evidence: ScenarioRecord) -> S3ObjectStore:
+def attacker_store(target: Target, drill_3: RansomwareDrill,
+                   evidence: ScenarioRecord) -> VersionedObjectStore:
     """The object store as the compromised identity reaches it, with its credentials."""
-    assert isinstance(target.store, S3ObjectStore), f"the {target.kind} target has no S3 audit bucket"
-    assert target.identities is not None, f"the {target.kind} target has no identity provider"
-    if target.kind == "sandbox":
-        evidence.details["credentials"] = ("the S3 emulator does not authenticate requests: any refusal "
-                                           "comes from Object Lock alone")
-    return S3ObjectStore(target.store.endpoint, access_key=drill_3.identity,
-                         secret_key=target.identities.credential(drill_3.identity))
+    store_as = target.port("store_as")
+    if emulator := target.emulator_of("audit_trail"):
+        evidence.details["credentials"] = f"{emulator}: any refusal comes from Object Lock alone"
+    return store_as(drill_3.identity, target.port("identities").credential(drill_3.identity))
 
 
 @given("an attacker holds the credentials of the compromised identity")
-def _(drill_3: RansomwareDrill, sandbox: Sandbox) -> None:
-    sandbox.identities.provision(drill_3.identity)  # an active identity again, as before the breach
+def _(drill_3: RansomwareDrill, target: Target) -> None:
+    target.port("identities").provision(drill_3.identity)  # an active identity again, as before the breach
     drill_3.steal_credentials()
 
 
 @given(parsers.parse('the attacker drops the "{table}" table of the Superset metadata database'))
-def _(drill_3: RansomwareDrill, sandbox: Sandbox, drill_database: str, table: str) -> None:
-    drill_3.attack(sandbox.identities, drill_database, table)
+def _(drill_3: RansomwareDrill, drill_database: str, table: str) -> None:
+    drill_3.attack(drill_database, table)
 
 
 @when("the compromised identity is suspended and its credentials rotated")
@@ -119,12 +115,10 @@ def _(drill_3: RansomwareDrill, table: str) -> None:
 @when("the attacker's service accounts and secrets are removed")
 def _(drill_3: RansomwareDrill, request: pytest.FixtureRequest, evidence: ScenarioRecord) -> None:
     drill_3.require_preserved()
-    if drill_3.target.orchestrator.kind != "kubernetes":
-        record_not_applicable(request, evidence, "eradicate", "no Kubernetes ServiceAccounts or Secrets on "
-                              f"this target (orchestrator: {drill_3.target.orchestrator.kind}); the identity "
-                              "itself is suspended and rotated")
-        return
-    raise DrillError("ServiceAccount and Secret removal needs the live-cluster adapters (not wired yet)")
+    try:
+        evidence.details["removed"] = drill_3.eradicate()
+    except NotApplicable as err:
+        record_not_applicable(request, evidence, "eradicate", str(err))
 
 
 @when("the Superset metadata database is recovered with Drill 1")
@@ -161,7 +155,7 @@ def _(drill_3: RansomwareDrill, evidence: ScenarioRecord) -> dict:
 
 @when("the compromised identity tries to delete every audit object version and to overwrite one",
       target_fixture="deleted")
-def _(drill_3: RansomwareDrill, attacker_store: S3ObjectStore, versions_before: dict,
+def _(drill_3: RansomwareDrill, attacker_store: VersionedObjectStore, versions_before: dict,
       evidence: ScenarioRecord) -> list[str]:
     bucket = drill_3.audit.bucket
     accepted = ransomware.try_delete(attacker_store, bucket, list(versions_before))
@@ -186,7 +180,7 @@ def _(drill_3: RansomwareDrill, versions_before: dict) -> None:
 
 @when("the compromised identity tries to shorten the retention of every audit object version",
       target_fixture="shortened")
-def _(drill_3: RansomwareDrill, attacker_store: S3ObjectStore, versions_before: dict, policy: Policy,
+def _(drill_3: RansomwareDrill, attacker_store: VersionedObjectStore, versions_before: dict, policy: Policy,
       evidence: ScenarioRecord) -> list[str]:
     until = utcnow() + timedelta(days=1)
     accepted = ransomware.try_shorten(attacker_store, drill_3.audit.bucket, list(versions_before),

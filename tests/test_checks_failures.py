@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from akko_dr.backup import KEY_TIME, run_job
-from akko_dr.checks.platform import SandboxSource
 from akko_dr.checks.policy_analysis import check_class_rpo, check_scope_mapped
 from akko_dr.checks.schedule import check_job_ran, check_job_retention, job_window
 from akko_dr.checks.verification import (
@@ -29,6 +28,7 @@ from akko_dr.checks.verification import (
 from akko_dr.measure import utcnow
 from akko_dr.policy import BackupJob, Policy, format_duration
 from akko_dr.sandbox import Sandbox
+from akko_dr.sandbox.job_history import SandboxSource
 
 
 def _bucket(sandbox: Sandbox, kind: str, **kwargs: object) -> str:

@@ -16,14 +16,14 @@ from akko_dr.targets import Target, new_run_id
 def healthy(target: Target) -> Target:
     if target.heal:
         target.heal()
-    wait_for_write(target.db, "superset_metadata")
+    wait_for_write(target.port("canary"), "superset_metadata")
     assert target.jobs.run_job("akko-pg-backup").succeeded
     return target
 
 
 def test_a_full_run_measures_real_rto_and_rpo(healthy: Target) -> None:
-    floor = wait_for_write(healthy.db, "superset_metadata")
-    wait_for_write(healthy.db, "superset_metadata", after=floor)
+    floor = wait_for_write(healthy.port("canary"), "superset_metadata")
+    wait_for_write(healthy.port("canary"), "superset_metadata", after=floor)
     drill = RestoreDatabaseDrill(healthy, "superset_metadata", new_run_id())
     drill.run("slices")
     rto, rpo = drill.rto(), drill.rpo()
@@ -59,7 +59,7 @@ def test_a_lost_server_mid_restore_is_named_and_cleaned_up_once_it_is_back(healt
 
 
 def test_destructive_steps_are_refused_without_opt_in(healthy: Target) -> None:
-    guarded = replace(healthy, kind="live", destructive_allowed=False)
+    guarded = replace(healthy, kind="live", name="live", destructive_allowed=False)
     drill = RestoreDatabaseDrill(guarded, "superset_metadata", new_run_id())
     with pytest.raises(DrillError, match="destructive step not allowed on the live target"):
         drill.drop_table("dashboards")

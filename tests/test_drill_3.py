@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.attestation import Answers
-from akko_dr.audit import AuditEvent
 from akko_dr.canary import wait_for_write
 from akko_dr.drills import ransomware
 from akko_dr.drills.ransomware import RansomwareDrill
 from akko_dr.errors import DrillError, PolicyError
 from akko_dr.measure import utcnow
+from akko_dr.ports import AuditEvent
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.targets import Target, new_run_id
 from akko_dr.wiring import sandbox_target
@@ -94,13 +95,13 @@ def test_damage_to_the_whole_platform_is_recovered_with_drill_2(policy) -> None:
         with start_sandbox(policy, root=root / "sandbox", consumers=tuple(policy.databases)) as own:
             drill = RansomwareDrill(sandbox_target(own, root), "akko-admin", new_run_id())
             for name in policy.databases:
-                wait_for_write(own.db, name)
+                wait_for_write(CanaryTable(lambda: own.db), name)
             for job in ("akko-pg-backup", "akko-pg-data-backup"):
                 assert own.run_job(job).succeeded
             rebuild = drill.declare_platform_damage()
             drill.recover()
             assert rebuild.failures() == [] and rebuild.mismatches() == []
             assert drill.recover_figure("rto").klass.key == policy.drill("drill-2")["class"]
-            assert own.kept_for_signoff, "the compromised platform must be kept for forensics"
+            assert own.kept_for_signoff(), "the compromised platform must be kept for forensics"
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -18,13 +18,13 @@ from kubernetes import client
 
 from akko_dr.adapters.kube import KubeCluster, KubeOrchestrator, go_duration
 from akko_dr.checks.bdd import platform_of
-from akko_dr.checks.platform import ExportLocation
 from akko_dr.checks.schedule import check_job_ran, check_job_retention, check_job_schedule, job_window
 from akko_dr.checks.scope import ScopeContext, check_artefact
 from akko_dr.checks.verification import check_velero
 from akko_dr.errors import PolicyError, TargetUnavailable
 from akko_dr.measure import utcnow
 from akko_dr.policy import BackupJob, Policy, format_duration
+from akko_dr.ports import ExportLocation
 from akko_dr.sandbox import Sandbox
 from akko_dr.targetfile import load_target_file, open_live
 

@@ -3,6 +3,7 @@
 import gzip
 from pathlib import Path
 
+from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.backup import latest_backup
 from akko_dr.canary import wait_for_write
 from akko_dr.policy import Policy, load_policy
@@ -39,8 +40,8 @@ def test_the_latest_backup_is_chosen_by_the_time_in_its_key(sandbox: Sandbox, po
 
 
 def test_the_consumer_keeps_writing(sandbox: Sandbox) -> None:
-    first = wait_for_write(sandbox.db, "superset_metadata")
-    assert wait_for_write(sandbox.db, "superset_metadata", after=first) > first
+    first = wait_for_write(CanaryTable(lambda: sandbox.db), "superset_metadata")
+    assert wait_for_write(CanaryTable(lambda: sandbox.db), "superset_metadata", after=first) > first
 
 
 def test_two_sandboxes_side_by_side_do_not_collide(sandbox: Sandbox) -> None:

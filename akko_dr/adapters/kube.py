@@ -13,9 +13,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from akko_dr.checks.platform import ExportLocation, JobStatus, VeleroBackup
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.policy import BackupJob
+from akko_dr.ports import ExportLocation, JobStatus, VeleroBackup
 
 T = TypeVar("T")
 _GO_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import subprocess
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -13,9 +14,8 @@ import psycopg
 from psycopg import sql as q
 
 from akko_dr.errors import DrillError, TargetUnavailable
-from akko_dr.ports import Fingerprint
+from akko_dr.ports import CANARY_TABLE, Fingerprint
 
-CANARY_TABLE = "dr_canary"
 _TABLES = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -149,3 +149,15 @@ _UNREACHABLE = ("connection to server", "server closed the connection", "termina
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no error output"
+
+
+class CanaryTable:
+    """The canary port on a PostgreSQL server: the newest row its canary writer committed.
+
+    ``server`` gives the server in service now (a rebuilt platform has a new one)."""
+
+    def __init__(self, server: Callable[[], PostgresDatabase]) -> None:
+        self.server = server
+
+    def newest_write(self, database: str) -> datetime | None:
+        return self.server().latest_canary(database)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from akko_dr.errors import DrillError, TargetUnavailable
-from akko_dr.ports import StoredObject
+from akko_dr.ports import BucketLock, StoredObject
 
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempts": 2, "mode": "standard"},
                  s3={"addressing_style": "path"})
@@ -103,3 +103,50 @@ class S3ObjectStore:
             if not page.get("IsTruncated"):
                 return out
             token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+_NO_LOCK = ("ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound")
+_NO_LIFECYCLE = ("NoSuchLifecycleConfiguration",)
+
+
+class S3BucketInspector:
+    """Object Lock and lifecycle configuration of buckets, read through the S3 API (read-only)."""
+
+    def __init__(self, store: S3ObjectStore) -> None:
+        self.store = store
+
+    def _get(self, what: str, fn, absent: tuple[str, ...], **kwargs):
+        try:
+            return fn(**kwargs)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "Error")
+            if code in absent:
+                return None
+            raise DrillError(f"object store refused {what}: {code}") from None
+        except BotoCoreError as err:
+            raise TargetUnavailable(f"object store error ({what}): {type(err).__name__}") from None
+
+    def lock(self, bucket: str) -> BucketLock:
+        conf = self._get(f"reading the Object Lock configuration of {bucket}",
+                         self.store.client.get_object_lock_configuration, _NO_LOCK, Bucket=bucket)
+        if conf is None:
+            return BucketLock(False, None, None)
+        lock = conf.get("ObjectLockConfiguration", {})
+        default = lock.get("Rule", {}).get("DefaultRetention", {})
+        days = default.get("Days") or 365 * default.get("Years", 0)
+        return BucketLock(lock.get("ObjectLockEnabled") == "Enabled", default.get("Mode"),
+                          timedelta(days=days) if days else None)
+
+    def expiry(self, bucket: str, key_prefix: str) -> timedelta | None:
+        """The lifecycle expiration that applies to keys starting with ``key_prefix`` (None: never)."""
+        conf = self._get(f"reading the lifecycle rules of {bucket}",
+                         self.store.client.get_bucket_lifecycle_configuration, _NO_LIFECYCLE, Bucket=bucket)
+        days = [rule["Expiration"]["Days"] for rule in (conf or {}).get("Rules", [])
+                if rule.get("Status") == "Enabled" and "Days" in rule.get("Expiration", {})
+                and key_prefix.startswith(_rule_prefix(rule))]
+        return timedelta(days=min(days)) if days else None
+
+
+def _rule_prefix(rule: dict) -> str:
+    filt = rule.get("Filter", {})
+    return filt.get("Prefix", filt.get("And", {}).get("Prefix", rule.get("Prefix", "")))

@@ -6,22 +6,16 @@ from typing import Any
 
 import pytest
 
-from akko_dr.adapters.kube import KubeOrchestrator
 from akko_dr.checks import CheckResult
-from akko_dr.checks.platform import PlatformSource, SandboxSource
 from akko_dr.errors import DrillError
 from akko_dr.evidence.record import ScenarioRecord
-from akko_dr.sandbox import Sandbox
+from akko_dr.ports import PlatformSource
 from akko_dr.targets import Target
 
 
 def platform_of(target: Target) -> PlatformSource:
-    """Where the checks read job runs and Velero backups: the sandbox itself, or the cluster."""
-    if isinstance(target.jobs, Sandbox):
-        return SandboxSource(target.jobs)
-    if isinstance(target.orchestrator, KubeOrchestrator):
-        return target.orchestrator.cluster
-    raise DrillError(f"the {target.kind} target has no platform to read backup jobs from")
+    """Where the checks read job runs and Velero backups (the target's ``source`` port)."""
+    return target.port("source")
 
 
 def s3_client(target: Target) -> Any:

@@ -9,9 +9,10 @@ from typing import Any
 from croniter import croniter
 
 from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
-from akko_dr.checks.platform import PlatformSource, newest_completed
 from akko_dr.checks.storage import bucket_lock, expiry_for, lock_problems, lock_text
+from akko_dr.checks.velero import newest_completed
 from akko_dr.policy import BackupJob, Policy, format_duration
+from akko_dr.ports import PlatformSource
 
 REFS_RUNS = ("playbook: Verification commands — backup CronJobs are green", "DORA Art. 12(1)")
 REFS_TABLE = ("playbook: Backup schedule", "DORA Art. 12(1)")

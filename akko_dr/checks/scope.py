@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
-from akko_dr.checks.platform import PlatformSource
 from akko_dr.checks.schedule import job_window
 from akko_dr.checks.verification import PROBE_PREFIX, check_velero, judge_dump, latest_dumps
 from akko_dr.errors import DrillError
 from akko_dr.measure import utcnow, wait_for
 from akko_dr.policy import BackupJob, Policy, ScopeItem, format_duration
-from akko_dr.ports import ObjectStore
+from akko_dr.ports import ObjectStore, PlatformSource
 
 REFS = ("playbook: Scope", "DORA Art. 12(1)")
 

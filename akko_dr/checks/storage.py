@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,18 +10,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.policy import format_duration
+from akko_dr.ports import BucketLock
 
 _NO_LOCK = ("ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound")
 _NO_LIFECYCLE = ("NoSuchLifecycleConfiguration",)
-
-
-@dataclass(frozen=True)
-class BucketLock:
-    """A bucket's Object Lock default retention (None fields when the lock has no default rule)."""
-
-    enabled: bool
-    mode: str | None
-    retention: timedelta | None
 
 
 def s3_call(what: str, fn: Callable[..., Any], absent: tuple[str, ...] = (), **kwargs: Any) -> Any:

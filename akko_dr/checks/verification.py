@@ -9,10 +9,10 @@ from typing import Any
 
 from akko_dr.backup import KEY_TIME
 from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
-from akko_dr.checks.platform import PlatformSource, newest_completed
 from akko_dr.checks.storage import bucket_lock, lock_problems, lock_text, refused, s3_call
+from akko_dr.checks.velero import newest_completed
 from akko_dr.policy import Policy, format_duration
-from akko_dr.ports import ObjectStore
+from akko_dr.ports import ObjectStore, PlatformSource
 
 REFS_DUMPS = ("playbook: Verification commands — most recent PG dump is < 4 h old", "DORA Art. 12(1)")
 REFS_VELERO = ("playbook: Verification commands — Velero has a recent successful backup", "DORA Art. 12(1)")

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from akko_dr.adapters.postgres import CANARY_TABLE
 from akko_dr.canary import wait_for_write
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import TargetClass, format_duration
-from akko_dr.ports import Database, Fingerprint, ObjectStore
+from akko_dr.ports import CANARY_TABLE, Database, Fingerprint, ObjectStore
 from akko_dr.replication import mirror
 from akko_dr.targets import Target
 
@@ -145,7 +144,7 @@ class FullRebuildDrill:
         self.target.require_destructive("destroy the whole platform (databases, services, hot buckets)")
         self._stop_services()
         for rebuild in self.databases.values():
-            rebuild.last_write_before = self.target.db.latest_canary(rebuild.name)
+            rebuild.last_write_before = self.target.port("canary").newest_write(rebuild.name)
         self.lost += self.target.platform.lose_platform()
         self._note("disaster injected: " + "; ".join(self.lost))
         return self.lost
@@ -244,7 +243,7 @@ class FullRebuildDrill:
         for rebuild in self.databases.values():
             if rebuild.restored:
                 after = rebuild.restore.newest_surviving_write or self.declared_at
-                wait_for_write(self.target.db, rebuild.name, after=after)
+                wait_for_write(self.target.port("canary"), rebuild.name, after=after)
                 rebuild.validated_after = self._since_declared()
         self._t1 = time.monotonic()
         self.validated_at = utcnow()
@@ -344,9 +343,9 @@ class FullRebuildDrill:
 
     def evidence(self) -> dict[str, object]:
         """What the report shows for this drill."""
-        kept = getattr(self.target.platform, "kept_for_signoff", [])
+        kept = self.target.platform.kept_for_signoff() if self.target.platform else []
         return {"class": self.klass.title, "platform lost": self.lost,
-                "kept for sign-off": [str(p) for p in kept],
+                "kept for sign-off": kept,
                 "databases": [r.row() for r in self.databases.values()],
                 "replay": {"workers": replay_workers(), "wall_s": round(self.replay_seconds, 3)},
                 "replay sequential vs parallel": self.benchmark,

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from akko_dr.adapters.s3 import S3ObjectStore
-from akko_dr.audit import PREFIX, AuditEvent, AuditTrail
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.measure import Measurement, utcnow
 from akko_dr.policy import parse_duration
-from akko_dr.sandbox.identity import PostgresLoginRoles
+from akko_dr.ports import AuditEvent, AuditTrail, IdentityProvider, VersionedObjectStore
 from akko_dr.targets import Target
+
+AUDIT_PREFIX = "audit/"
 
 Version = tuple[str, str]  # (key, version id)
 
@@ -54,14 +54,10 @@ class RansomwareDrill:
 
     @property
     def audit(self) -> AuditTrail:
-        if not isinstance(self.target.store, S3ObjectStore):
-            raise DrillError(f"the {self.target.kind} target has no S3 audit bucket to read")
-        return AuditTrail(self.target.store, self.target.policy.storage.audit_bucket)
+        return self.target.port("audit_trail")
 
-    def _identities(self):
-        if self.target.identities is None:
-            raise DrillError(f"the {self.target.kind} target has no identity provider wired")
-        return self.target.identities
+    def _identities(self) -> IdentityProvider:
+        return self.target.port("identities")
 
     def _note(self, line: str) -> None:
         self.log.append(f"{utcnow().isoformat(timespec='milliseconds')} {line}")
@@ -72,18 +68,19 @@ class RansomwareDrill:
         self.stolen = self._identities().credential(self.identity)
         self._note(f"attacker holds the credentials of {self.identity}")
 
-    def attack(self, roles: PostgresLoginRoles, database: str, table: str) -> RestoreDatabaseDrill:
+    def attack(self, database: str, table: str) -> RestoreDatabaseDrill:
         """Log in with the stolen credentials and drop ``table``; the audit trail records it all.
 
         Returns the Drill 1 run that will recover ``database``, primed with the incident."""
         self.target.require_destructive(f"drop table {table} in {database} as {self.identity}")
         recovery = RestoreDatabaseDrill(self.target, database, self.run_id)
-        recovery.last_write_before_incident = self.target.db.latest_canary(database)
+        recovery.last_write_before_incident = self.target.port("canary").newest_write(database)
         now, trail = utcnow(), self.audit
         trail.record(AuditEvent(now - self.window - timedelta(days=1), self.identity, "login", "keycloak"))
         trail.record(AuditEvent(now, "user7", "login", "superset"))
         trail.record(AuditEvent(now, self.identity, "login", database))
-        roles.act_as(self.identity, self.stolen, database, f'DROP TABLE "{table}" CASCADE')
+        adversary = self.target.port("adversary")
+        adversary.act_as(self.identity, self.stolen, database, f'DROP TABLE "{table}" CASCADE')
         trail.record(AuditEvent(utcnow(), self.identity, "DROP TABLE", f"{database}.{table}"))
         recovery.dropped_table = table
         recovery.after_incident = {t: v for t, v in self.target.db.fingerprint(database).items()
@@ -151,6 +148,15 @@ class RansomwareDrill:
         if not self.bundle:
             raise DrillError("evidence not preserved yet: preserve the audit trail before eradicating")
 
+    def eradicate(self) -> list[str]:
+        """Remove the attacker's ServiceAccounts and Secrets (after the evidence is preserved)."""
+        self.require_preserved()
+        eradicator = self.target.port("eradicator")
+        self.target.require_destructive(f"delete the ServiceAccounts and Secrets of {self.identity}")
+        removed = eradicator.remove(self.identity)
+        self._note(f"eradicated: {', '.join(removed) or 'nothing found'}")
+        return removed
+
     # -- 5. recover ------------------------------------------------------------------------
     def declare_platform_damage(self) -> FullRebuildDrill:
         """The damage reaches the whole platform: recovery will be Drill 2."""
@@ -192,12 +198,13 @@ class RansomwareDrill:
 
 
 # -- 6. WORM proof ---------------------------------------------------------------------------
-def audit_versions(store: S3ObjectStore, bucket: str, prefix: str = PREFIX) -> dict[Version, str]:
+def audit_versions(store: VersionedObjectStore, bucket: str,
+                   prefix: str = AUDIT_PREFIX) -> dict[Version, str]:
     """Every version of the audit trail (``prefix`` in ``bucket``) with the sha256 of its bytes."""
     return {(k, v): sha256(store.read_version(bucket, k, v)) for k, v in store.versions(bucket, prefix)}
 
 
-def try_delete(attacker: S3ObjectStore, bucket: str, versions: list[Version]) -> list[str]:
+def try_delete(attacker: VersionedObjectStore, bucket: str, versions: list[Version]) -> list[str]:
     """Try to delete each version as the attacker; return the ones the store accepted to delete."""
     accepted = []
     for key, version in versions:
@@ -209,7 +216,7 @@ def try_delete(attacker: S3ObjectStore, bucket: str, versions: list[Version]) ->
     return accepted
 
 
-def try_shorten(attacker: S3ObjectStore, bucket: str, versions: list[Version], mode: str,
+def try_shorten(attacker: VersionedObjectStore, bucket: str, versions: list[Version], mode: str,
                 until: datetime) -> list[str]:
     """Try to move each version's retention to ``until`` as the attacker; return those accepted."""
     accepted = []

