@@ -7,10 +7,11 @@ Drills, checks and steps import from here, never from ``akko_dr.adapters`` or ``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}
 CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison
@@ -141,6 +142,15 @@ class AuditEvent:
 
     def line(self) -> str:
         return f"{self.at.isoformat(timespec='seconds')} {self.actor} {self.action} {self.target}"
+
+
+@dataclass
+class Fault:
+    """A named fault a drill must survive; ``apply`` returns the target the drill should use."""
+
+    name: str
+    apply: Callable[[Any, str], Any]  # (target, database) -> target
+    clear: Callable[[], None] = lambda: None
 
 
 # -- the ports ------------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from akko_dr.errors import DrillError, NotApplicable
+from akko_dr.errors import NotApplicable
 from akko_dr.policy import Policy
 from akko_dr.ports import (
     Adversary,
@@ -23,6 +24,7 @@ from akko_dr.ports import (
     Canary,
     Database,
     Eradicator,
+    Fault,
     IdentityProvider,
     JobRunner,
     ObjectStore,
@@ -53,8 +55,11 @@ class Target:
     adversary: Adversary | None = None  # Drill 3: the simulated attacker (rehearsals only)
     audit_trail: AuditTrail | None = None
     store_as: Callable[[str, str], VersionedObjectStore] | None = None  # the store with other credentials
+    velero: Any = None  # Drill 2: restore the namespace from Velero (a VeleroRestorer)
     eradicator: Eradicator | None = None  # Drill 3: the attacker's ServiceAccounts and Secrets
     segregated_db: Database | None = None  # a second server for restores segregated from the source
+    faults: dict[str, Fault] | None = None  # rehearsal faults a drill must survive, by name
+    scratch_platform: Callable[[], AbstractContextManager[Target]] | None = None  # Drill 2's own platform
     heal: Callable[[], list[str]] | None = None  # sandbox only: undo damage left by an earlier scenario
     gaps: dict[str, str] = field(default_factory=dict)  # port -> why this target cannot serve it
     components: dict[str, str] = field(default_factory=dict)
@@ -85,10 +90,11 @@ class Target:
         return self.emulated_ports.get(name)
 
     def require_destructive(self, action: str) -> None:
-        """Refuse a destructive action unless this target explicitly allows it."""
+        """Refuse a destructive action unless this target explicitly allows it: the step is not run
+        (a coverage gap, its plan in the evidence), and nothing is touched."""
         if not self.destructive_allowed:
-            raise DrillError(f"destructive step not allowed on the {self.name} target: {action} "
-                             "(plan only; opt in with --allow-destructive)")
+            raise NotApplicable(f"not run on {self.name}: plan only, destructive step not allowed: {action} "
+                                "(opt in with --allow-destructive=<namespace>)")
 
 
 def new_run_id() -> str:

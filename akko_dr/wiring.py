@@ -14,6 +14,8 @@ from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox, start_sandbox
+from akko_dr.sandbox.faults import catalogue
+from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
 from akko_dr.targets import Target
 
@@ -32,6 +34,7 @@ def docker_engine_unavailable() -> str | None:
 
 
 SANDBOX_GAPS = {
+    "velero": "no Kubernetes namespace or Velero on the sandbox",
     "eradicator": "no Kubernetes ServiceAccounts or Secrets on the sandbox; the identity itself is "
                   "suspended and rotated",
 }
@@ -42,14 +45,21 @@ SUPERVISOR = "local process supervisor in place of Kubernetes"
 def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     """Every port of the sandbox: real PostgreSQL and jobs, the S3 emulator, a local supervisor."""
     store = sandbox.store
+    trail = ObjectStoreAuditTrail(store, sandbox.policy.storage.audit_bucket)
+    gaps = dict(SANDBOX_GAPS)
+    if sandbox.segregated is None:
+        gaps["segregated_db"] = "this sandbox was started without a second PostgreSQL server"
     return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
                   orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),
                   buckets=S3BucketInspector(store), source=SandboxSource(sandbox), jobs=sandbox,
-                  platform=sandbox, identities=sandbox.identities, adversary=sandbox.identities,
-                  audit_trail=ObjectStoreAuditTrail(store, sandbox.policy.storage.audit_bucket),
+                  platform=sandbox, identities=sandbox.identities,
+                  adversary=SandboxAttacker(sandbox.identities, trail), audit_trail=trail,
+                  segregated_db=sandbox.segregated,
+                  faults=catalogue(sandbox.stop_postgres, sandbox.start_postgres),
+                  scratch_platform=lambda: scratch_sandbox(sandbox.policy),
                   store_as=lambda user, secret: S3ObjectStore(store.endpoint, access_key=user,
                                                               secret_key=secret),
-                  heal=sandbox.heal, gaps=dict(SANDBOX_GAPS), components=sandbox.components,
+                  heal=sandbox.heal, gaps=gaps, components=sandbox.components,
                   emulated=[f"object store: {MOTO}", f"orchestrator: {SUPERVISOR}"],
                   emulated_ports={"store": MOTO, "buckets": MOTO, "audit_trail": MOTO,
                                   "orchestrator": SUPERVISOR},
@@ -57,18 +67,28 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
 
 
 @contextmanager
-def open_sandbox(policy: Policy) -> Iterator[tuple[Sandbox, Target]]:
+def open_sandbox(policy: Policy, scratch: bool = False) -> Iterator[tuple[Sandbox, Target]]:
     """A sandbox and its target in a fresh folder of their own; everything is removed after.
 
-    Not under pytest's temporary folders: another pytest session resets their permissions, and the
-    PostgreSQL server (running as its own system user) would lose its data directory.
+    ``scratch``: a platform of its own for a drill that destroys it (Drill 2): a service per database,
+    no initial backups, no second server. Not under pytest's temporary folders: another pytest session
+    resets their permissions, and the PostgreSQL server (running as its own user) would lose its data.
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
+    options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
+               else dict(segregated_server=True))
     try:
-        with start_sandbox(policy, root=workdir / "sandbox") as sandbox:
+        with start_sandbox(policy, root=workdir / "sandbox", **options) as sandbox:
             yield sandbox, sandbox_target(sandbox, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def scratch_sandbox(policy: Policy) -> Iterator[Target]:
+    """A sandbox of its own for a drill that destroys its platform (Drill 2)."""
+    with open_sandbox(policy, scratch=True) as (_, target):
+        yield target
 
 
 def live_target(policy: Policy, target_file: Path | None, allow_destructive: bool) -> Target:

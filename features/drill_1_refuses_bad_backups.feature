@@ -7,7 +7,7 @@ Feature: Drill 1 refuses a restore it cannot trust, and loses nothing
   Background:
     Given the AKKO platform is running on the drill target
     And the Superset service is writing to the Superset metadata database
-    And a fresh backup of the Superset metadata database is in cold storage
+    And a recent backup of the Superset metadata database is in cold storage
 
   Scenario Outline: A restore facing <fault> is refused
     Given the drill faces <fault>

@@ -13,7 +13,7 @@ Feature: Drill 1 — Restore a single PostgreSQL database
 
   @class-control-plane
   Scenario: A dropped table in the Superset metadata is restored from the latest backup
-    Given a fresh backup of the Superset metadata database is in cold storage
+    Given a recent backup of the Superset metadata database is in cold storage
     And the Superset service has written new data since that backup
     When someone drops the "dashboards" table of the Superset metadata database
     And the incident is declared
@@ -27,3 +27,10 @@ Feature: Drill 1 — Restore a single PostgreSQL database
     And the "dashboards" table is back
     And the recovery time is within the Control plane RTO
     And the data loss is within the Control plane RPO
+
+  @class-control-plane
+  Scenario: The latest backup is restored and checked on a server segregated from the platform
+    Given a recent backup of the Superset metadata database is in cold storage
+    When the latest backup is restored on a segregated server and checked against what it recorded
+    Then the restored copy is segregated from the platform's own server
+    And the platform's own Superset metadata database was not touched

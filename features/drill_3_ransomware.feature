@@ -11,7 +11,7 @@ Feature: Drill 3 — Ransomware / compromise
   Scenario: A compromised administrator is contained, investigated and recovered from
     Given the AKKO platform is running on the drill target
     And the Superset service is writing to the Superset metadata database
-    And a fresh backup of the Superset metadata database is in cold storage
+    And a recent backup of the Superset metadata database is in cold storage
     And an attacker holds the credentials of the compromised identity
     And the attacker drops the "dashboards" table of the Superset metadata database
     When the compromised identity is suspended and its credentials rotated

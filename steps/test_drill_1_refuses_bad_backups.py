@@ -5,31 +5,30 @@ from __future__ import annotations
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from akko_dr import faults
 from akko_dr.canary import wait_for_write
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.evidence.record import ScenarioRecord
-from akko_dr.sandbox import Sandbox
+from akko_dr.ports import Fault
 from akko_dr.targets import Target
 
 scenarios("drill_1_refuses_bad_backups.feature")
 
 
 @pytest.fixture
-def fault() -> faults.Fault:
+def fault() -> Fault:
     raise LookupError("no fault chosen: a 'the drill faces …' step must come first")
 
 
 @pytest.fixture
-def drill_target(target: Target, fault: faults.Fault, drill_database: str) -> Target:
+def drill_target(target: Target, fault: Fault, drill_database: str) -> Target:
     """The target with the chosen fault applied."""
     return fault.apply(target, drill_database)
 
 
 @given(parsers.parse("the drill faces {name}"), target_fixture="fault")
-def _(sandbox: Sandbox, name: str) -> faults.Fault:
-    return faults.catalogue(sandbox.stop_postgres, sandbox.start_postgres)[name]
+def _(target: Target, name: str) -> Fault:
+    return target.port("faults")[name]
 
 
 @when("the Superset metadata database is recovered from the latest backup", target_fixture="refusal")
@@ -43,7 +42,7 @@ def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord) -> str:
 
 
 @when("the fault is cleared and the drill cleans up after itself")
-def _(drill_1: RestoreDatabaseDrill, fault: faults.Fault) -> None:
+def _(drill_1: RestoreDatabaseDrill, fault: Fault) -> None:
     fault.clear()
     drill_1.abort()
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from akko_dr import faults
 from akko_dr.drills.full_rebuild import FullRebuildDrill, replay_workers
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
-from akko_dr.sandbox import start_sandbox
+from akko_dr.sandbox import faults, start_sandbox
 from akko_dr.targets import Target, new_run_id
 from akko_dr.wiring import sandbox_target
 

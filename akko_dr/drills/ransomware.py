@@ -44,6 +44,7 @@ class RansomwareDrill:
     identified: list[AuditEvent] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)  # the identity provider's log of its actions
     recovery: RestoreDatabaseDrill | None = None
+    drill_backups: set[str] = field(default_factory=set)  # backups the drill took itself, for the RPO basis
     rebuild: FullRebuildDrill | None = None  # when the damage declared is the whole platform
     log: list[str] = field(default_factory=list)
 
@@ -69,19 +70,16 @@ class RansomwareDrill:
         self._note(f"attacker holds the credentials of {self.identity}")
 
     def attack(self, database: str, table: str) -> RestoreDatabaseDrill:
-        """Log in with the stolen credentials and drop ``table``; the audit trail records it all.
+        """Log in with the stolen credentials and drop ``table``; the platform's own logs record it.
 
-        Returns the Drill 1 run that will recover ``database``, primed with the incident."""
-        self.target.require_destructive(f"drop table {table} in {database} as {self.identity}")
-        recovery = RestoreDatabaseDrill(self.target, database, self.run_id)
-        recovery.last_write_before_incident = self.target.port("canary").newest_write(database)
-        now, trail = utcnow(), self.audit
-        trail.record(AuditEvent(now - self.window - timedelta(days=1), self.identity, "login", "keycloak"))
-        trail.record(AuditEvent(now, "user7", "login", "superset"))
-        trail.record(AuditEvent(now, self.identity, "login", database))
+        The incident is the start of the recovery clock (RTO runs from the attack, not from an inner
+        step). Returns the Drill 1 run that will recover ``database``, primed with the incident."""
         adversary = self.target.port("adversary")
+        self.target.require_destructive(f"drop table {table} in {database} as {self.identity}")
+        recovery = RestoreDatabaseDrill(self.target, database, self.run_id, drill_backups=self.drill_backups)
+        recovery.last_write_before_incident = self.target.port("canary").newest_write(database)
+        recovery.declare_incident()
         adversary.act_as(self.identity, self.stolen, database, f'DROP TABLE "{table}" CASCADE')
-        trail.record(AuditEvent(utcnow(), self.identity, "DROP TABLE", f"{database}.{table}"))
         recovery.dropped_table = table
         recovery.after_incident = {t: v for t, v in self.target.db.fingerprint(database).items()
                                    if t != "dr_canary"}
@@ -161,6 +159,8 @@ class RansomwareDrill:
     def declare_platform_damage(self) -> FullRebuildDrill:
         """The damage reaches the whole platform: recovery will be Drill 2."""
         self.rebuild = FullRebuildDrill(self.target, self.run_id)
+        if self.recovery is not None and self.recovery.declared_at is not None:
+            self.rebuild.clock_from(self.recovery)  # the recovery time runs from the attack
         self._note("damage declared: the whole platform (recovery with Drill 2)")
         return self.rebuild
 

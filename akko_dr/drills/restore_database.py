@@ -20,10 +20,20 @@ from akko_dr.canary import wait_for_write
 from akko_dr.errors import DrillError
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
-from akko_dr.ports import CANARY_TABLE, Fingerprint
+from akko_dr.policy import format_duration
+from akko_dr.ports import CANARY_TABLE, Database, Fingerprint
 from akko_dr.targets import Target
 
 STOP_DEADLINE = 30.0
+
+
+def take_backup(target: Target, database: str) -> BackupObject:
+    """Run the database's backup job now (the sandbox, or a live target with --fresh-backup)."""
+    job = target.policy.database(database).job.name
+    run = target.port("jobs").run_job(job)
+    if not run.succeeded:
+        raise DrillError(f"backup job {job} failed: {run.error or run.last_log_line}")
+    return latest_backup(target.policy, target.store, database)
 
 
 @dataclass
@@ -42,6 +52,10 @@ class RestoreDatabaseDrill:
     newest_surviving_write: datetime | None = None
     validated_at: datetime | None = None
     dropped_table: str | None = None
+    incident_at: datetime | None = None
+    drill_backups: set[str] = field(default_factory=set)  # keys of backups the drill took itself
+    verified_how: str = ""  # the integrity check the restored copy passed
+    restore_server: Database | None = None  # a server segregated from the source; None: the source's own
     after_incident: Fingerprint = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     _t0: float = 0.0
@@ -51,6 +65,16 @@ class RestoreDatabaseDrill:
     @property
     def info(self) -> PolicyDatabase:
         return self.target.policy.database(self.database)
+
+    @property
+    def started_clock(self) -> float:
+        """The monotonic time the incident was declared (the RTO's start)."""
+        return self._t0
+
+    @property
+    def server(self) -> Database:
+        """Where the scratch restore goes: a segregated server when one is given, else the source's."""
+        return self.restore_server or self.target.db
 
     @property
     def scratch(self) -> str:
@@ -73,6 +97,7 @@ class RestoreDatabaseDrill:
         """Inject the playbook's incident: a table dropped by mistake."""
         self.target.require_destructive(f"drop table {table} in {self.database}")
         self.last_write_before_incident = self.target.port("canary").newest_write(self.database)
+        self.incident_at = utcnow()
         self.target.db.execute(self.database, f'DROP TABLE "{table}" CASCADE')
         self.dropped_table = table
         self.after_incident = self._state()
@@ -114,7 +139,7 @@ class RestoreDatabaseDrill:
 
     def restore_to_scratch(self) -> None:
         assert self._sql is not None, "pull the backup first"
-        db = self.target.db
+        db = self.server
         db.drop(self.scratch)
         db.create(self.scratch)
         self.scratch_created = True
@@ -124,7 +149,7 @@ class RestoreDatabaseDrill:
     def verify_scratch(self) -> dict[str, object]:
         """Compare the scratch database with what the backup recorded; refuse on any difference."""
         assert self.backup is not None
-        restored = self.target.db.fingerprint(self.scratch)
+        restored = self.server.fingerprint(self.scratch)
         if self.backup.fingerprint:
             expected = self.backup.fingerprint
             how = "full: row count and content checksum of every table, against the backup manifest"
@@ -140,7 +165,8 @@ class RestoreDatabaseDrill:
                      (("missing", missing), ("unexpected", extra), ("differing", differ)) if names]
             raise DrillError(f"restored backup {self.backup.key} does not match {self.database}: "
                              + "; ".join(parts))
-        self.newest_surviving_write = self.target.db.latest_canary(self.scratch)
+        self.newest_surviving_write = self.server.latest_canary(self.scratch)
+        self.verified_how = how
         self._note(f"scratch database verified ({how})")
         return {"method": how, "tables": len(expected)}
 
@@ -175,6 +201,10 @@ class RestoreDatabaseDrill:
     def table_exists(self, table: str) -> bool:
         return table in self.target.db.fingerprint(self.database)
 
+    def content(self) -> Fingerprint:
+        """The source database's content without the canary, which its service keeps appending to."""
+        return self._state()
+
     def _state(self) -> Fingerprint:
         """The database's content without the canary, which its service keeps appending to."""
         fp = self.target.db.fingerprint(self.database)
@@ -188,7 +218,7 @@ class RestoreDatabaseDrill:
 
     def leftover_databases(self) -> list[str]:
         """Scratch databases of this run still on the server."""
-        return [name for name in self.target.db.databases() if name == self.scratch]
+        return [name for name in self.server.databases() if name == self.scratch]
 
     # -- the figures -----------------------------------------------------------------------
     def rto(self) -> Measurement:
@@ -204,16 +234,71 @@ class RestoreDatabaseDrill:
         klass = self.info.klass
         return Measurement("RPO", max(before - survived, timedelta(0)), klass.rpo, klass)
 
+    def rpo_worst_case(self) -> Measurement:
+        """The data loss the schedule allows: the interval of the job protecting the database (or the
+        measured loss, when larger). This, not the restore path's figure, is judged against the class."""
+        measured, job = self.rpo(), self.info.job
+        return Measurement("RPO", max(measured.measured, job.interval()), measured.target, measured.klass)
+
+    def rpo_basis(self) -> str:
+        """What the measured RPO stands for: the restore path, or the schedule's real data loss."""
+        job, interval = self.info.job.name, format_duration(self.info.job.interval())
+        if self.backup is None:
+            return f"no backup restored; the schedule ({job}) allows up to {interval} of loss"
+        when = self.incident_at or self.declared_at or utcnow()
+        age = format_duration(max(when - self.backup.taken_at, timedelta(0)))
+        if self.backup.key in self.drill_backups:
+            return (f"backup taken by the drill {age} before the incident; this RPO shows the restore path, "
+                    f"not the schedule; the schedule ({job}, every {interval}) allows up to {interval}")
+        return (f"newest scheduled backup by {job}, taken {age} before the incident; the schedule "
+                f"allows up to {interval}")
+
+    def segregation(self) -> tuple[bool, str]:
+        """Where the restore went (DORA Art. 12(3)): a scratch database on the source server is not
+        segregated from it; one on a second server is."""
+        if self.restore_server is not None:
+            return True, f"second PostgreSQL server {self.restore_server!r}: segregated from the source"
+        return False, f"separate database {self.scratch}, same server as {self.database}: not segregated"
+
+    def restore_segregated(self) -> dict[str, object]:
+        """Restore the newest backup on the segregated server and verify it there; the copy is dropped
+        afterwards (the source is never touched). Returns the verification."""
+        self.restore_server = self.target.port("segregated_db")
+        self.declare_incident()
+        try:
+            self.pull_latest_backup()
+            self.restore_to_scratch()
+            verified = self.verify_scratch()
+            self._t1 = time.monotonic()
+            self.validated_at = utcnow()
+        finally:
+            self._drop_scratch()
+        return verified
+
+    def restore_time(self) -> timedelta:
+        """Declaration to a verified copy (the segregated restore, which swaps nothing in)."""
+        if not self._t1:
+            raise DrillError("restore time not measured: the copy was never verified")
+        return timedelta(seconds=self._t1 - self._t0)
+
     def plan(self) -> list[str]:
-        """What the drill would do, step by step: printed instead of acting when not allowed to."""
-        db, consumer = self.database, self.info.consumer
-        return [f"stop {consumer} (scale to 0 on {self.target.orchestrator.kind})",
-                f"pull the newest pg/{db}_*.sql.gz from s3://{self.target.policy.storage.backups_bucket}",
-                "check its sha256 against the backup manifest and that it decompresses whole",
-                f"restore it into a new scratch database {self.scratch}",
-                "compare the scratch database with the fingerprint recorded at backup time",
-                f"rename {db} to {self.kept} (kept until sign-off), then {self.scratch} to {db}",
-                f"start {consumer} and wait for its first write to the restored database"]
+        """What the drill would do, step by step, with the call each step makes: printed instead of
+        acting when destructive steps are not allowed."""
+        db, consumer, orch = self.database, self.info.consumer, self.target.orchestrator.kind
+        bucket, job = self.target.policy.storage.backups_bucket, self.info.job.name
+        steps = [f"run backup job {job} (Job from CronJob {job}: POST batch/v1 jobs)"] if (
+            self.target.fresh_backup) else []
+        return [
+            *steps,
+            f"stop {consumer}: scale to 0 on {orch} (PATCH apps/v1 deployments/{consumer}/scale)",
+            f"pull the newest pg/{db}_*.sql.gz from s3://{bucket} (S3 ListObjectsV2, GetObject)",
+            "check its sha256 against the backup manifest and that it decompresses whole (local)",
+            f"restore it into a new scratch database {self.scratch} (SQL CREATE DATABASE, psql)",
+            "compare the scratch database with the fingerprint recorded at backup time (SQL SELECT)",
+            f"rename {db} to {self.kept} (kept until sign-off), then {self.scratch} to {db} "
+            "(SQL ALTER DATABASE … RENAME)",
+            f"start {consumer}: scale to its replicas (PATCH apps/v1 deployments/{consumer}/scale) and wait "
+            "for its first write to the restored database (SQL SELECT)"]
 
     # -- safety ----------------------------------------------------------------------------
     def abort(self) -> list[str]:
@@ -233,7 +318,7 @@ class RestoreDatabaseDrill:
     def _drop_scratch(self) -> bool:
         if not self.scratch_created or self.swapped:
             return False
-        self.target.db.drop(self.scratch)
+        self.server.drop(self.scratch)
         self.scratch_created = False
         return True
 
@@ -251,7 +336,8 @@ class RestoreDatabaseDrill:
     def recover(self) -> None:
         """Every recovery step in order, as the feature file runs them; aborts safely on failure."""
         try:
-            self.declare_incident()
+            if self.declared_at is None:  # Drill 3 declares at the attack
+                self.declare_incident()
             self.stop_consumer()
             self.pull_latest_backup()
             self.restore_to_scratch()
@@ -271,11 +357,14 @@ class RestoreDatabaseDrill:
 
     def evidence(self) -> dict[str, object]:
         """What the report shows for this drill."""
+        segregated, segregation = self.segregation()
         out: dict[str, object] = {
             "database": self.database, "class": self.info.klass.title,
-            "restore_target": self.scratch, "segregated_restore": True,
+            "restore_target": self.scratch, "segregated_restore": segregated, "segregation": segregation,
             "kept_for_signoff": self.kept if self.swapped else None, "log": self.log,
         }
+        if self.verified_how:
+            out["integrity check"] = self.verified_how
         if self.backup:
             out["backup"] = self.backup.provenance()
         return out

@@ -129,7 +129,7 @@ def gap_status(exc: BaseException | None) -> str | None:
 def _as_gap(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo) -> str | None:
     """Turn a NotApplicable or Inconclusive step into a skipped test with its reason."""
     status = gap_status(call.excinfo.value if call.excinfo else None)
-    if status and report.when == "call":
+    if status and report.when in ("setup", "call"):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {one_line(call.excinfo.value)}")
     return status

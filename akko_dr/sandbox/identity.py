@@ -7,6 +7,7 @@ in memory only and never reach a report or a log.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -16,7 +17,9 @@ from psycopg import sql as q
 
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.errors import DrillError
+from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
+from akko_dr.ports import AuditEvent, AuditTrail
 
 _HBA = "local all postgres trust\nlocal all all scram-sha-256\n"
 
@@ -118,3 +121,23 @@ class PostgresLoginRoles:
             lines = str(err).strip().splitlines()
             return False, (lines[-1] if lines else type(err).__name__).replace(secret, "***")
         return True, "logged in"
+
+
+_STATEMENT = re.compile(r'^\s*(DROP TABLE|TRUNCATE|DELETE FROM|ALTER TABLE|SELECT)\s+"?([\w.]+)?"?', re.I)
+
+
+class SandboxAttacker:
+    """Drill 3's simulated attacker on the sandbox. Like a platform's logs layer, the sandbox records
+    each real login and statement of the attacker in the audit trail, as it happens; nothing else."""
+
+    def __init__(self, roles: PostgresLoginRoles, trail: AuditTrail) -> None:
+        self.roles, self.trail = roles, trail
+
+    def act_as(self, identity: str, secret: str, database: str, statement: str) -> None:
+        at = utcnow()
+        self.roles.act_as(identity, secret, database, statement)
+        self.trail.record(AuditEvent(at, identity, "login", database, "sandbox logs layer"))
+        match = _STATEMENT.match(statement)
+        action = match.group(1).upper() if match else statement.split()[0].upper()
+        what = f"{database}.{match.group(2)}" if match and match.group(2) else database
+        self.trail.record(AuditEvent(utcnow(), identity, action, what, "sandbox logs layer"))

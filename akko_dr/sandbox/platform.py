@@ -49,6 +49,7 @@ class Sandbox:
     consumers: tuple[str, ...] = ()
     identities: PostgresLoginRoles | None = None
     kept_dirs: list[Path] = field(default_factory=list)  # data directories kept until sign-off
+    segregated: PostgresDatabase | None = None  # a second server: restores segregated from the source
     stoppers: list = field(default_factory=list, repr=False)
 
     def runs_job(self, job: str) -> bool:
@@ -199,10 +200,11 @@ def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor
 @contextmanager
 def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | None = None,
                   consumers: tuple[str, ...] = ("superset_metadata",),
-                  initial_backups: bool = True) -> Iterator[Sandbox]:
+                  initial_backups: bool = True, segregated_server: bool = False) -> Iterator[Sandbox]:
     """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down.
 
-    With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service.
+    With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service;
+    with ``segregated_server`` a second PostgreSQL server takes restores segregated from the source.
     """
     started = time.monotonic()
     owned = root is None
@@ -231,6 +233,11 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
         sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded,
                           consumers=tuple(consumers), identities=identities, stoppers=stoppers)
         sandbox.identities.provision_all()
+        if segregated_server:
+            second, sandbox.segregated = _start_postgres(root, "pgdata-segregated")
+            stoppers.append(second.cleanup)
+            components["segregated restores"] = (f"a second PostgreSQL {sandbox.segregated.server_version()} "
+                                                 "server (own process and data directory, same host)")
         if initial_backups:
             for job in policy.jobs:
                 if sandbox.runs_job(job):

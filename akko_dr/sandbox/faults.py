@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.adapters.s3 import S3ObjectStore
-from akko_dr.backup import BackupObject, dump_key, latest_backup
+from akko_dr.backup import dump_key, latest_backup
+from akko_dr.ports import BackupObject, Fault
 from akko_dr.targets import Target
-
-
-@dataclass
-class Fault:
-    """A named fault with the reason a drill facing it must give."""
-
-    name: str
-    apply: Callable[[Target, str], Target]
-    clear: Callable[[], None] = lambda: None
 
 
 def _newer_key(target: Target, newest: BackupObject) -> str:
