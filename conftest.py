@@ -23,8 +23,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", choices=TARGET_KINDS, default="sandbox",
                     help="where drills run: sandbox (default), live (needs --target-file), docker")
     group.addoption("--target-file", type=Path, default=None, help="live target description (YAML)")
-    group.addoption("--allow-destructive", action="store_true",
-                    help="live only: let drills change the cluster (otherwise they plan and touch nothing)")
+    group.addoption("--allow-destructive", default=None, metavar="NAMESPACE",
+                    help="live only: let drills change the cluster, repeating the target's namespace "
+                         "(otherwise they print their plan and make no mutating call)")
+    group.addoption("--approved-by", default=None, metavar="NAME",
+                    help="who approved a destructive run on a production target (goes into the evidence)")
+    group.addoption("--fresh-backup", action="store_true",
+                    help="live only: a drill runs the backup job first instead of restoring the newest "
+                         "scheduled backup")
     group.addoption("--policy", type=Path, default=None, help="policy file (default: AKKO 2026.04)")
     group.addoption("--known-findings", type=Path, default=None,
                     help="test command only: findings expected here (YAML); each must fail as stated")
@@ -48,7 +54,8 @@ def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
         pytest.skip(docker_engine_unavailable() or "docker target: adapters arrive with a later issue")
     if kind == "live":
         live = live_target(policy, pytestconfig.getoption("target_file"),
-                           pytestconfig.getoption("allow_destructive"))
+                           pytestconfig.getoption("allow_destructive"), pytestconfig.getoption("approved_by"),
+                           pytestconfig.getoption("fresh_backup"))
         run.production, run.components = live.production, dict(live.components)  # the report names them
         yield None, live
         return

@@ -91,10 +91,33 @@ def scratch_sandbox(policy: Policy) -> Iterator[Target]:
         yield target
 
 
-def live_target(policy: Policy, target_file: Path | None, allow_destructive: bool) -> Target:
-    """A real AKKO cluster from a target file (``akko_dr.targetfile``); credentials from env or Secrets."""
+def live_target(policy: Policy, target_file: Path | None, allow_destructive: str | None = None,
+                approved_by: str | None = None, fresh_backup: bool = False) -> Target:
+    """A real AKKO cluster from a target file (``akko_dr.targetfile``); credentials from env or Secrets.
+
+    Destructive steps run only when ``allow_destructive`` repeats the target's namespace, and on a
+    production target only with the name of who approved it."""
     from akko_dr.targetfile import load_target_file, open_live
 
     if target_file is None:
         raise DrillError("the live target needs --target-file (kube context, namespace, endpoints)")
-    return open_live(policy, load_target_file(target_file, policy.namespace), allow_destructive)
+    tf = load_target_file(target_file, policy.namespace)
+    destructive = destructive_opt_in(tf.namespace, tf.production, allow_destructive, approved_by)
+    target = open_live(policy, tf, destructive)
+    target.fresh_backup = fresh_backup
+    if destructive and approved_by:
+        target.components["destructive steps approved by"] = approved_by
+    return target
+
+
+def destructive_opt_in(namespace: str, production: bool, allow: str | None, approved_by: str | None) -> bool:
+    """Whether destructive steps may run; a wrong or incomplete opt-in is refused in one line."""
+    if allow is None:
+        return False
+    if allow != namespace:
+        raise DrillError(f"--allow-destructive={allow} does not name the target's namespace {namespace!r}: "
+                         "nothing destructive runs; repeat the namespace to opt in")
+    if production and not approved_by:
+        raise DrillError(f"namespace {namespace!r} is a production target: destructive steps also need "
+                         '--approved-by "<name>"')
+    return True

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from akko_dr.canary import wait_for_write
-from akko_dr.drills.restore_database import RestoreDatabaseDrill
+from akko_dr.drills.restore_database import RestoreDatabaseDrill, take_backup
 from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.sandbox import Sandbox, faults
 from akko_dr.targets import Target, new_run_id
@@ -64,3 +64,28 @@ def test_destructive_steps_are_refused_without_opt_in(healthy: Target) -> None:
         drill.drop_table("dashboards")
     assert drill.table_exists("dashboards")
     assert any(drill.kept in step for step in drill.plan())
+
+
+def test_the_evidence_says_where_the_restore_went_and_what_the_rpo_stands_for(healthy: Target) -> None:
+    """Issue 8: a scratch database on the source server is not segregated; a backup the drill took
+    itself shows the restore path, and the schedule's worst case is what is judged."""
+    backup = take_backup(healthy, "superset_metadata")
+    drill = RestoreDatabaseDrill(healthy, "superset_metadata", new_run_id(), drill_backups={backup.key})
+    drill.run("slices")
+    segregated, where = drill.segregation()
+    assert not segregated and where.endswith("same server as superset_metadata: not segregated")
+    assert drill.evidence()["segregated_restore"] is False
+    basis = drill.rpo_basis()
+    assert basis.startswith("backup taken by the drill ") and "not the schedule" in basis
+    interval = healthy.policy.database("superset_metadata").job.interval()
+    assert drill.rpo_worst_case().measured == interval > drill.rpo().measured
+
+
+def test_a_restore_on_the_second_server_is_segregated_and_leaves_the_source_alone(healthy: Target) -> None:
+    drill = RestoreDatabaseDrill(healthy, "superset_metadata", new_run_id())
+    before = drill.content()
+    assert drill.restore_segregated()["tables"] > 0
+    assert drill.segregation() == (True, f"second PostgreSQL server {healthy.segregated_db!r}: segregated "
+                                         "from the source")
+    assert drill.content() == before and drill.scratch not in healthy.segregated_db.databases()
+    assert drill.rpo_basis().startswith("newest scheduled backup by akko-pg-backup")

@@ -105,3 +105,24 @@ def test_damage_to_the_whole_platform_is_recovered_with_drill_2(policy) -> None:
             assert own.kept_for_signoff(), "the compromised platform must be kept for forensics"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_recovery_clock_starts_at_the_attack_and_only_real_actions_reach_the_trail(
+        target: Target, sandbox: Sandbox) -> None:
+    """Issue 8: Drill 3's RTO runs from the attack; issue 16: the drill writes no event of its own."""
+    drill = RansomwareDrill(target, "akko-admin", new_run_id())
+    sandbox.identities.provision("akko-admin")
+    drill.steal_credentials()
+    before = {k for k, _ in drill.audit.store.versions(drill.audit.bucket)}
+    attacked = utcnow()
+    recovery = drill.attack("superset_metadata", "slices")
+    try:
+        assert attacked <= recovery.declared_at <= utcnow()
+        written = [drill.audit.store.read(drill.audit.bucket, k).decode()
+                   for k, _ in drill.audit.store.versions(drill.audit.bucket) if k not in before]
+        assert len(written) == 2 and all("sandbox logs layer" in w for w in written)
+        assert any('"DROP TABLE"' in w and "superset_metadata.slices" in w for w in written)
+    finally:
+        recovery.recover()
+    since_attack = (recovery.validated_at - attacked).total_seconds()
+    assert recovery.rto().measured.total_seconds() >= since_attack - 1
