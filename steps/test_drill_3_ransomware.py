@@ -36,6 +36,8 @@ def drill_3(target: Target, compromised_identity: str, drill_backups: set[str],
     yield drill
     if drill.recovery is not None and drill.recovery.validated_at is None:
         drill.recovery.abort()
+    if not target.destructive_allowed:
+        evidence.details["plan (not executed: destructive steps need --allow-destructive)"] = drill.plan()
     evidence.details.update(drill.evidence())
     if drill.recovery is not None and drill.recovery.backup:
         evidence.backup = drill.recovery.backup.provenance()

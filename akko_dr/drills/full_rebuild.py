@@ -150,13 +150,12 @@ class FullRebuildDrill:
     # -- the disaster ----------------------------------------------------------------------
     def lose_platform(self) -> list[str]:
         """Inject the disaster: note each database's last write, then lose the whole platform."""
-        if self.target.platform is None:
-            raise DrillError(f"the {self.target.kind} target cannot lose and provision its platform")
+        platform = self.target.port("platform")
         self.target.require_destructive("destroy the whole platform (databases, services, hot buckets)")
         self._stop_services()
         for rebuild in self.databases.values():
             rebuild.last_write_before = self.target.port("canary").newest_write(rebuild.name)
-        self.lost += self.target.platform.lose_platform()
+        self.lost += platform.lose_platform()
         self._note("disaster injected: " + "; ".join(self.lost))
         return self.lost
 
@@ -181,6 +180,23 @@ class FullRebuildDrill:
         """Run the RTO clock from an incident already declared (Drill 3's attack)."""
         self.declared_at, self._t0 = incident.declared_at, incident.started_clock
 
+    def plan(self) -> list[str]:
+        """What the drill would do on a platform of its own, step by step, with the calls it makes."""
+        policy = self.target.policy
+        services = ", ".join(sorted({policy.database(n).consumer for n in self.databases}))
+        return [f"on a scratch platform of the drill's own (never the source): stop {services} "
+                "(PATCH apps/v1 deployments/<name>/scale)",
+                "lose the platform: the database server down, its data kept until sign-off; the hot buckets "
+                f"{', '.join(policy.storage.hot_buckets)} emptied (S3 DeleteObject, DeleteBucket)",
+                "provision a new PostgreSQL server and empty hot buckets (S3 CreateBucket)",
+                "restore the namespace from the newest Velero backup of the schedule into a namespace of the "
+                "drill's own (POST velero.io/v1 restores)",
+                f"replay {len(self.databases)} databases from their newest dumps in parallel, each verified "
+                "against its manifest (S3 GetObject; SQL CREATE DATABASE, psql)",
+                f"copy the object data back from s3://{policy.storage.replica_bucket} "
+                "(S3 GetObject, PutObject)",
+                "start every service and wait for its first write (PATCH …/scale; SQL SELECT)"]
+
     def not_applicable_here(self, step: str, reason: str) -> None:
         """Record a playbook step this target cannot run, with the reason (never reported as passed)."""
         self.not_applicable[step] = reason
@@ -189,8 +205,7 @@ class FullRebuildDrill:
     # -- the rebuild -----------------------------------------------------------------------
     def provision_platform(self) -> None:
         """A new, empty platform; from here on every step talks to the new database server."""
-        assert self.target.platform is not None
-        db = self.target.platform.provision_platform()
+        db = self.target.port("platform").provision_platform()
         self.provisioned = repr(db)
         self.target = replace(self.target, db=db)
         for rebuild in self.databases.values():

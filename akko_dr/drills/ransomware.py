@@ -184,6 +184,20 @@ class RansomwareDrill:
             raise DrillError("nothing recovered: no figures")
         return drill.rto() if kind == "rto" else drill.rpo()
 
+    def plan(self) -> list[str]:
+        """The phases, with the calls each would make: recorded where the target cannot run them."""
+        bucket = self.target.policy.storage.audit_bucket
+        return [f"contain: suspend {self.identity}, end its sessions, rotate its credentials "
+                "(identity provider admin API)",
+                f"preserve: copy every version of s3://{bucket} and every backup manifest to a hashed "
+                "bundle in the run folder (S3 ListObjectVersions, GetObject)",
+                f"identify: {self.identity}'s actions in the last {self.window} from the audit trail (read)",
+                f"eradicate: delete the ServiceAccounts and Secrets labelled as {self.identity}'s "
+                "(DELETE v1 serviceaccounts, secrets)",
+                "recover: Drill 1 on the damaged database (or Drill 2 for the whole platform)",
+                f"WORM proof: as {self.identity}, try to delete and to shorten every audit object version "
+                f"in s3://{bucket} (S3 DeleteObject, PutObjectRetention: must be refused by the lock)"]
+
     def evidence(self) -> dict[str, object]:
         out: dict[str, object] = {"compromised identity": self.identity,
                                   "audit window": str(self.window),
