@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from akko_dr.errors import DrillError, NotApplicable, TargetUnavailable
 
@@ -62,7 +62,8 @@ class KubeApi:
 
     def _unreachable(self, what: str, err: HTTPError) -> str:
         cause = getattr(err, "reason", None) or err
-        if isinstance(cause, ConnectTimeoutError | ReadTimeoutError):
+        timed_out = isinstance(cause, ConnectTimeoutError | ReadTimeoutError)
+        if timed_out and not isinstance(cause, NewConnectionError):  # a refused connection is no timeout
             return f"Kubernetes API at {self.host} did not answer {what} within {self.request_timeout:g}s"
         return f"Kubernetes API unreachable at {self.host} ({what}): {type(cause).__name__}"
 
