@@ -1,7 +1,7 @@
 """Contract tests of the live Kubernetes and Velero adapters, over HTTP with the official client against
 the kmock API emulator (tests/kube_emulator.py): every operation, and its 403, 404, 409, timeout,
-unreachable and never-completing paths. kmock runs no controller: small stand-ins write the status a
-real controller would, so that what the adapters wait for is what a cluster reports."""
+unreachable and never-completing paths. kmock runs no controller: stand-ins (tests/kube_world.py) write
+the status a real controller would, so that what the adapters wait for is what a cluster reports."""
 
 from __future__ import annotations
 
@@ -16,15 +16,27 @@ import pytest
 from kubernetes import client
 
 from akko_dr.adapters.kube_api import KubeApi
-from akko_dr.adapters.kube_eradicator import LABEL, LabelledEradicator
+from akko_dr.adapters.kube_eradicator import LabelledEradicator
 from akko_dr.adapters.kube_jobs import MANUAL, KubeJobRunner
 from akko_dr.adapters.kube_orchestrator import RolloutOrchestrator
 from akko_dr.adapters.velero import VeleroCrds
 from akko_dr.errors import DrillError, NotApplicable, TargetUnavailable
 from akko_dr.ports import VeleroBackup, drill_namespace
 from tests.kube_emulator import ADAPTER_AGENT, Emulator, emulator, stand_in
+from tests.kube_world import (
+    CRONJOB,
+    NS,
+    SCHEDULE,
+    VELERO_NS,
+    JobController,
+    RolloutController,
+    attacker_objects,
+    cronjob,
+    deployment,
+    restore_status,
+    velero_backup,
+)
 
-NS, VELERO_NS = "akko", "velero"
 FAST = 0.02  # seconds between two polls of an adapter in these tests
 SHORT = 0.4  # seconds: a deadline meant to pass
 
@@ -46,64 +58,13 @@ def kube(emu: Emulator) -> KubeApi:
     return KubeApi(emu.client(ADAPTER_AGENT), request_timeout=2.0, writes_allowed=True)
 
 
-# -- stand-ins for the controllers ------------------------------------------------------------------
-class RolloutController:
-    """Does what the Deployment/StatefulSet controller does on a scale, ``lag`` seconds later: the
-    API server bumps the generation at once; the controller then reports the replicas ready."""
-
-    def __init__(self, api: client.ApiClient, kind: str, name: str, lag: float = 0.15) -> None:
-        self.apps, self.kind, self.name, self.lag = client.AppsV1Api(api), kind, name, lag
-        self.noticed: float | None = None
-        self.rollouts = 0
-
-    def _call(self, verb: str, *args: Any, status: bool = False) -> Any:
-        kind = "deployment" if self.kind == "Deployment" else "stateful_set"
-        method = f"{verb}_namespaced_{kind}" + ("_status" if status else "")
-        return getattr(self.apps, method)(self.name, NS, *args)
-
-    def __call__(self) -> bool:
-        workload = self._call("read")
-        wanted, status = workload.spec.replicas, workload.status
-        generation = workload.metadata.generation or 1
-        if status and status.replicas == wanted and status.observed_generation == generation:
-            self.noticed = None
-            return False
-        if self.noticed is None:
-            self.noticed = time.monotonic()
-            generation += 1
-            self._call("patch", {"metadata": {"generation": generation}})
-        if time.monotonic() - self.noticed >= self.lag:
-            ready = {"observedGeneration": generation, "replicas": wanted, "readyReplicas": wanted}
-            self._call("patch", {"status": ready}, status=True)
-            self.rollouts += 1
-        return False
-
-
-def _deployment(api: client.ApiClient, name: str, replicas: int, ready: int | None = None,
-                kind: str = "Deployment") -> None:
-    template = {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
-    body = {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "generation": 1},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}, "template": template}}
-    apps = client.AppsV1Api(api)
-    if kind == "Deployment":
-        apps.create_namespaced_deployment(NS, body)
-    else:
-        apps.create_namespaced_stateful_set(NS, body)
-    ready = replicas if ready is None else ready
-    status = {"status": {"observedGeneration": 1, "replicas": ready, "readyReplicas": ready}}
-    if kind == "Deployment":
-        apps.patch_namespaced_deployment_status(name, NS, status)
-    else:
-        apps.patch_namespaced_stateful_set_status(name, NS, status)
-
-
 def _orchestrator(kube: KubeApi, deadline: float = 5.0) -> RolloutOrchestrator:
     return RolloutOrchestrator(kube, NS, deadline=deadline, interval=FAST)
 
 
 # -- orchestrator -----------------------------------------------------------------------------------
 def test_scale_waits_until_the_rollout_reached_the_count(setup: client.ApiClient, kube: KubeApi) -> None:
-    _deployment(setup, "akko-superset", 2)
+    deployment(setup, "akko-superset", 2)
     controller = RolloutController(setup, "Deployment", "akko-superset")
     with stand_in(controller):
         _orchestrator(kube).scale("akko-superset", 0)
@@ -112,7 +73,7 @@ def test_scale_waits_until_the_rollout_reached_the_count(setup: client.ApiClient
 
 
 def test_a_stale_generation_is_not_a_finished_rollout(setup: client.ApiClient, kube: KubeApi) -> None:
-    _deployment(setup, "akko-superset", 1)
+    deployment(setup, "akko-superset", 1)
     client.AppsV1Api(setup).patch_namespaced_deployment("akko-superset", NS, {"metadata": {"generation": 3}})
     with pytest.raises(DrillError) as err:
         _orchestrator(kube, deadline=SHORT).scale("akko-superset", 1)  # ready 1 == wanted, generation 1 of 3
@@ -120,7 +81,7 @@ def test_a_stale_generation_is_not_a_finished_rollout(setup: client.ApiClient, k
 
 
 def test_a_rollout_that_never_completes_ends_at_its_deadline(setup: client.ApiClient, kube: KubeApi) -> None:
-    _deployment(setup, "akko-superset", 1)
+    deployment(setup, "akko-superset", 1)
     started = time.monotonic()
     with pytest.raises(DrillError) as err:
         _orchestrator(kube, deadline=SHORT).scale("akko-superset", 0)
@@ -132,7 +93,7 @@ def test_a_rollout_that_never_completes_ends_at_its_deadline(setup: client.ApiCl
 
 def test_a_statefulset_is_scaled_when_no_deployment_has_the_name(setup: client.ApiClient,
                                                                  kube: KubeApi, emu: Emulator) -> None:
-    _deployment(setup, "akko-postgresql", 1, kind="StatefulSet")
+    deployment(setup, "akko-postgresql", 1, kind="StatefulSet")
     with stand_in(RolloutController(setup, "StatefulSet", "akko-postgresql")):
         _orchestrator(kube).scale("akko-postgresql", 0)
     assert client.AppsV1Api(setup).read_namespaced_stateful_set("akko-postgresql", NS).spec.replicas == 0
@@ -146,20 +107,20 @@ def test_an_unknown_service_is_named(kube: KubeApi) -> None:
 
 def test_the_original_replicas_come_back_even_when_the_drill_fails(setup: client.ApiClient,
                                                                    kube: KubeApi) -> None:
-    _deployment(setup, "akko-superset", 3)
+    deployment(setup, "akko-superset", 3)
     with (stand_in(RolloutController(setup, "Deployment", "akko-superset")),
           pytest.raises(RuntimeError, match="drill failed"), _orchestrator(kube) as orchestrator):
         orchestrator.scale("akko-superset", 0)
         orchestrator.scale("akko-superset", 1)
         raise RuntimeError("drill failed")
-    deployment = client.AppsV1Api(setup).read_namespaced_deployment("akko-superset", NS)
-    assert (deployment.spec.replicas, deployment.status.ready_replicas) == (3, 3)
+    superset = client.AppsV1Api(setup).read_namespaced_deployment("akko-superset", NS)
+    assert (superset.spec.replicas, superset.status.ready_replicas) == (3, 3)
     assert orchestrator.original == {}
 
 
 def test_a_refused_scale_is_one_line_without_the_body(setup: client.ApiClient, kube: KubeApi,
                                                       emu: Emulator) -> None:
-    _deployment(setup, "akko-superset", 1)
+    deployment(setup, "akko-superset", 1)
     emu.refuse(403, "patch", kmock.resource("apps", "v1", "deployments"), kmock.subresource("scale"))
     orchestrator = _orchestrator(kube)
     with pytest.raises(DrillError) as err:
@@ -170,7 +131,7 @@ def test_a_refused_scale_is_one_line_without_the_body(setup: client.ApiClient, k
 
 
 def test_no_write_without_the_opt_in(setup: client.ApiClient, emu: Emulator) -> None:
-    _deployment(setup, "akko-superset", 1)
+    deployment(setup, "akko-superset", 1)
     read_only = KubeApi(emu.client(ADAPTER_AGENT), writes_allowed=False)
     with pytest.raises(NotApplicable, match="plan only: would be scaling Deployment akko-superset to 0"):
         _orchestrator(read_only).scale("akko-superset", 0)
@@ -185,7 +146,7 @@ def _slow(seconds: float) -> Any:
 
 
 def test_a_slow_api_times_out_with_a_reason(setup: client.ApiClient, emu: Emulator) -> None:
-    _deployment(setup, "akko-superset", 1)
+    deployment(setup, "akko-superset", 1)
     emu.react(_slow(3.0), "get", kmock.resource("apps", "v1", "deployments"))
     slow = KubeApi(emu.client(ADAPTER_AGENT), request_timeout=0.2)
     with pytest.raises(TargetUnavailable) as err:
@@ -205,47 +166,13 @@ def test_an_unreachable_api_is_named() -> None:
 
 
 # -- job runner --------------------------------------------------------------------------------------
-CRONJOB = "akko-pg-backup"
-
-
-def _cronjob(api: client.ApiClient) -> None:
-    template = {"metadata": {"labels": {"app": "pg-backup"}, "annotations": {"team": "sre"}},
-                "spec": {"backoffLimit": 2, "template": {"spec": {
-                    "containers": [{"name": "dump", "image": "postgres:18"}], "restartPolicy": "Never"}}}}
-    client.BatchV1Api(api).create_namespaced_cron_job(NS, {
-        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": CRONJOB, "uid": "cj-uid-1"},
-        "spec": {"schedule": "0 */6 * * *", "jobTemplate": template}})
-
-
-class JobController:
-    """What the Job controller and the kubelet do for a Job: a pod, its log, and a final condition."""
-
-    def __init__(self, api: client.ApiClient, emu: Emulator, condition: str, message: str) -> None:
-        self.batch, self.core, self.emu = client.BatchV1Api(api), client.CoreV1Api(api), emu
-        self.condition, self.message = condition, message
-
-    def __call__(self) -> bool:
-        jobs = self.batch.list_namespaced_job(NS).items
-        if not jobs:
-            return False
-        name = jobs[0].metadata.name
-        pod = f"{name}-x1"
-        self.core.create_namespaced_pod(NS, {"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": pod, "labels": {"job-name": name, "batch.kubernetes.io/job-name": name}},
-            "spec": {"containers": [{"name": "dump", "image": "postgres:18"}]}})
-        self.emu.serve_log(pod, "dumping superset_metadata\nuploaded 2 objects\n")
-        self.batch.patch_namespaced_job_status(name, NS, {"status": {"conditions": [
-            {"type": self.condition, "status": "True", "message": self.message}]}})
-        return True
-
-
 def _runner(kube: KubeApi, deadline: float = 5.0) -> KubeJobRunner:
     return KubeJobRunner(kube, NS, deadline=deadline, interval=FAST)
 
 
 def test_a_job_is_created_from_the_cronjob_template_and_waited_for(setup: client.ApiClient, kube: KubeApi,
                                                                   emu: Emulator) -> None:
-    _cronjob(setup)
+    cronjob(setup)
     with stand_in(JobController(setup, emu, "Complete", "")):
         run = _runner(kube).run_job(CRONJOB)
     assert run.succeeded and run.error == "" and run.finished_at, run
@@ -260,7 +187,7 @@ def test_a_job_is_created_from_the_cronjob_template_and_waited_for(setup: client
 
 def test_a_failed_job_reports_its_condition_and_log(setup: client.ApiClient, kube: KubeApi,
                                                     emu: Emulator) -> None:
-    _cronjob(setup)
+    cronjob(setup)
     with stand_in(JobController(setup, emu, "Failed", "Job has reached the specified backoff limit")):
         run = _runner(kube).run_job(CRONJOB)
     assert not run.succeeded
@@ -269,7 +196,7 @@ def test_a_failed_job_reports_its_condition_and_log(setup: client.ApiClient, kub
 
 
 def test_a_job_that_never_finishes_ends_at_its_deadline(setup: client.ApiClient, kube: KubeApi) -> None:
-    _cronjob(setup)
+    cronjob(setup)
     run = _runner(kube, deadline=SHORT).run_job(CRONJOB)
     assert not run.succeeded and run.error.endswith(f"did not finish within {SHORT:g}s"), run.error
     assert run.last_log_line == "(no pod of the Job found)"
@@ -281,9 +208,9 @@ def test_a_missing_cronjob_is_refused_with_404(kube: KubeApi) -> None:
 
 
 @pytest.mark.parametrize("status", [403, 409])
-def test_a_refused_job_creation_is_a_reason_not_a_failed_backup(setup: client.ApiClient, kube: KubeApi,
+def test_a_refused_job_creation_is_a_reason_not_a_failedvelero_backup(setup: client.ApiClient, kube: KubeApi,
                                                                 emu: Emulator, status: int) -> None:
-    _cronjob(setup)
+    cronjob(setup)
     emu.refuse(status, "post", kmock.resource("batch", "v1", "jobs"))
     with pytest.raises(DrillError) as err:
         _runner(kube).run_job(CRONJOB)
@@ -291,7 +218,7 @@ def test_a_refused_job_creation_is_a_reason_not_a_failed_backup(setup: client.Ap
 
 
 def test_an_unreadable_log_is_said_in_the_run(setup: client.ApiClient, kube: KubeApi, emu: Emulator) -> None:
-    _cronjob(setup)
+    cronjob(setup)
     emu.refuse(403, "get", kmock.subresource("log"))
     with stand_in(JobController(setup, emu, "Complete", "")):
         run = _runner(kube).run_job(CRONJOB)
@@ -301,28 +228,16 @@ def test_an_unreadable_log_is_said_in_the_run(setup: client.ApiClient, kube: Kub
 
 
 # -- Velero -----------------------------------------------------------------------------------------
-SCHEDULE = "akko-velero-ns-akko"
-
-
-def _backup(api: client.ApiClient, name: str, phase: str, completed: str | None,
-            schedule: str | None = SCHEDULE, namespaces: tuple[str, ...] = (NS,), **counts: int) -> None:
-    labels = {"velero.io/schedule-name": schedule} if schedule else {}
-    status = {"phase": phase, **counts} | ({"completionTimestamp": completed} if completed else {})
-    client.CustomObjectsApi(api).create_namespaced_custom_object("velero.io", "v1", VELERO_NS, "backups", {
-        "apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name, "labels": labels},
-        "spec": {"includedNamespaces": list(namespaces), "ttl": "720h0m0s"}, "status": status})
-
-
 def _velero(kube: KubeApi, deadline: float = 5.0) -> VeleroCrds:
     return VeleroCrds(kube, VELERO_NS, deadline=deadline, interval=FAST)
 
 
 def _nightly(api: client.ApiClient) -> None:
-    _backup(api, "nightly-1", "Completed", "2026-11-27T01:05:00Z")
-    _backup(api, "nightly-2", "Completed", "2026-11-28T01:04:00Z", warnings=2)
-    _backup(api, "nightly-3", "PartiallyFailed", "2026-11-29T01:06:00Z", errors=3)
-    _backup(api, "manual-kube-system", "Completed", "2026-11-29T02:00:00Z", None, ("kube-system",))
-    _backup(api, "other-schedule", "Completed", "2026-11-29T03:00:00Z", "akko-velero-ns-other")
+    velero_backup(api, "nightly-1", "Completed", "2026-11-27T01:05:00Z")
+    velero_backup(api, "nightly-2", "Completed", "2026-11-28T01:04:00Z", warnings=2)
+    velero_backup(api, "nightly-3", "PartiallyFailed", "2026-11-29T01:06:00Z", errors=3)
+    velero_backup(api, "manual-kube-system", "Completed", "2026-11-29T02:00:00Z", None, ("kube-system",))
+    velero_backup(api, "other-schedule", "Completed", "2026-11-29T03:00:00Z", "akko-velero-ns-other")
 
 
 def test_backups_are_listed_with_phase_schedule_and_counts(setup: client.ApiClient, kube: KubeApi) -> None:
@@ -341,7 +256,7 @@ def test_the_newest_completed_backup_of_the_schedule_is_chosen(setup: client.Api
 
 
 def test_no_completed_backup_of_the_schedule_is_named(setup: client.ApiClient, kube: KubeApi) -> None:
-    _backup(setup, "nightly-3", "PartiallyFailed", "2026-11-29T01:06:00Z", errors=3)
+    velero_backup(setup, "nightly-3", "PartiallyFailed", "2026-11-29T01:06:00Z", errors=3)
     with pytest.raises(DrillError, match=f"no Completed Velero backup of schedule {SCHEDULE} holds"):
         _velero(kube).newest_completed(SCHEDULE, NS)
 
@@ -351,11 +266,6 @@ def test_velero_not_installed_is_a_404_reason(kube: KubeApi, emu: Emulator) -> N
     refused = r"^Kubernetes API refused listing Velero backups in velero: HTTP 404"
     with pytest.raises(DrillError, match=refused):
         _velero(kube).backups()
-
-
-def _restore_status(api: client.ApiClient, name: str, **status: Any) -> None:
-    client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-        "velero.io", "v1", VELERO_NS, "restores", name, {"status": status})
 
 
 def _restore_of(api: client.ApiClient, name: str) -> dict[str, Any]:
@@ -372,10 +282,10 @@ def test_a_restore_maps_the_namespace_and_completes(setup: client.ApiClient, kub
     assert spec == {"backupName": "nightly-2", "includedNamespaces": [NS], "namespaceMapping": {NS: scratch},
                     "includeClusterResources": False}
     assert scratch == "akko-drill-20261129t084858z-ab12"
-    _restore_status(setup, name, phase="InProgress")
+    restore_status(setup, name, phase="InProgress")
 
     def velero_finishes() -> bool:
-        _restore_status(setup, name, phase="Completed", warnings=1,
+        restore_status(setup, name, phase="Completed", warnings=1,
                         completionTimestamp="2026-11-29T09:00:00Z")
         return True
 
@@ -391,7 +301,7 @@ def test_a_partially_failed_restore_is_a_failure_with_its_reasons(setup: client.
     _nightly(setup)
     velero = _velero(kube)
     name = velero.restore(velero.newest_completed(SCHEDULE, NS), {NS: "akko-drill-1"})
-    _restore_status(setup, name, phase="PartiallyFailed", errors=2, warnings=5,
+    restore_status(setup, name, phase="PartiallyFailed", errors=2, warnings=5,
                     failureReason="error restoring persistentvolumeclaims")
     restore = velero.wait(name)
     assert not restore.succeeded
@@ -403,7 +313,7 @@ def test_a_failed_validation_gives_velero_s_reasons(setup: client.ApiClient, kub
     _nightly(setup)
     velero = _velero(kube)
     name = velero.restore(velero.newest_completed(SCHEDULE, NS), {NS: "akko-drill-1"})
-    _restore_status(setup, name, phase="FailedValidation", validationErrors=["backup nightly-2 not found"])
+    restore_status(setup, name, phase="FailedValidation", validationErrors=["backup nightly-2 not found"])
     restore = velero.wait(name)
     assert not restore.succeeded and restore.summary().endswith(": backup nightly-2 not found")
 
@@ -412,7 +322,7 @@ def test_a_restore_that_never_finishes_ends_at_its_deadline(setup: client.ApiCli
     _nightly(setup)
     velero = _velero(kube, deadline=SHORT)
     name = velero.restore(velero.newest_completed(SCHEDULE, NS), {NS: "akko-drill-1"})
-    _restore_status(setup, name, phase="InProgress")
+    restore_status(setup, name, phase="InProgress")
     with pytest.raises(DrillError, match=f"did not finish within {SHORT:g}s \\(phase InProgress\\)"):
         velero.wait(name)
 
@@ -443,18 +353,8 @@ def test_a_refused_restore_creation_is_one_line(kube: KubeApi, emu: Emulator) ->
 
 
 # -- eradicator -------------------------------------------------------------------------------------
-def _attacker_objects(api: client.ApiClient) -> None:
-    core = client.CoreV1Api(api)
-    for name, identity in (("svc-exfil", "svc-superset"), ("akko-superset", None), ("svc-other", "someone")):
-        labels = {LABEL: identity} if identity else {}
-        core.create_namespaced_service_account(NS, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                                    "metadata": {"name": name, "labels": labels}})
-        core.create_namespaced_secret(NS, {"apiVersion": "v1", "kind": "Secret",
-                                           "metadata": {"name": f"{name}-token", "labels": labels}})
-
-
 def test_only_the_attacker_s_labelled_objects_are_removed(setup: client.ApiClient, kube: KubeApi) -> None:
-    _attacker_objects(setup)
+    attacker_objects(setup)
     eradicator = LabelledEradicator(kube, NS)
     expected = ["ServiceAccount akko/svc-exfil", "Secret akko/svc-exfil-token"]
     assert eradicator.attacker_objects("svc-superset") == expected
@@ -469,14 +369,14 @@ def test_only_the_attacker_s_labelled_objects_are_removed(setup: client.ApiClien
 
 def test_an_object_already_gone_is_not_counted_as_removed(setup: client.ApiClient, kube: KubeApi,
                                                           emu: Emulator) -> None:
-    _attacker_objects(setup)
+    attacker_objects(setup)
     emu.refuse(404, "delete", kmock.resource("", "v1", "secrets"))
     assert LabelledEradicator(kube, NS).remove("svc-superset") == ["ServiceAccount akko/svc-exfil"]
 
 
 def test_a_refused_delete_stops_with_its_reason(setup: client.ApiClient, kube: KubeApi,
                                                 emu: Emulator) -> None:
-    _attacker_objects(setup)
+    attacker_objects(setup)
     emu.refuse(403, "delete", kmock.resource("", "v1", "serviceaccounts"))
     refused = r"^Kubernetes API refused deleting ServiceAccount svc-exfil: HTTP 403"
     with pytest.raises(DrillError, match=refused):
