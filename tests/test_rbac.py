@@ -23,20 +23,9 @@ from akko_dr.adapters.velero import VeleroCrds
 from akko_dr.errors import NotApplicable
 from akko_dr.policy import load_policy
 from akko_dr.ports import drill_namespace
+from tests import kube_world as objects
 from tests.kube_emulator import ADAPTER_AGENT, Call, Emulator, emulator, stand_in
-from tests.kube_world import (
-    CRONJOB,
-    NS,
-    SCHEDULE,
-    VELERO_NS,
-    JobController,
-    RolloutController,
-    attacker_objects,
-    cronjob,
-    deployment,
-    restore_status,
-    velero_backup,
-)
+from tests.kube_world import CRONJOB, NS, SCHEDULE, VELERO_NS
 
 RBAC = Path(__file__).resolve().parents[1] / "deploy" / "rbac.yaml"
 SUBJECT = ("ServiceAccount", "akko-dr", NS)
@@ -106,13 +95,13 @@ def needed(calls: list[Call]) -> set[Permission]:
 
 
 # -- the tour -------------------------------------------------------------------------------------
-def world(api: client.ApiClient) -> None:
+def populate(api: client.ApiClient) -> None:
     """The objects the tour's operations act on."""
-    deployment(api, "akko-superset", 1)
-    deployment(api, "akko-postgresql", 1, kind="StatefulSet")
-    cronjob(api)
-    velero_backup(api, "nightly-2", "Completed", "2026-11-28T01:04:00Z")
-    attacker_objects(api)
+    objects.deployment(api, "akko-superset", 1)
+    objects.deployment(api, "akko-postgresql", 1, kind="StatefulSet")
+    objects.cronjob(api)
+    objects.velero_backup(api, "nightly-2", "Completed", "2026-11-28T01:04:00Z")
+    objects.attacker_objects(api)
     client.CoreV1Api(api).create_namespaced_secret(NS, {"apiVersion": "v1", "kind": "Secret", "metadata": {
         "name": "akko-minio"}, "data": {"secret-key": "c2VjcmV0"}})
 
@@ -124,7 +113,7 @@ def velero_server(api: client.ApiClient) -> Callable[[], bool]:
     def step() -> bool:
         for item in custom.list_namespaced_custom_object("velero.io", "v1", VELERO_NS, "restores")["items"]:
             if not (item.get("status") or {}).get("phase"):
-                restore_status(api, item["metadata"]["name"], phase="Completed")
+                objects.restore_status(api, item["metadata"]["name"], phase="Completed")
         return False
     return step
 
@@ -140,12 +129,12 @@ def adapters(kube: KubeApi) -> Adapters:
 def tour(emu: Emulator, writes_allowed: bool) -> list[str]:
     """Every public operation of every adapter once; returns those refused for want of the opt-in."""
     setup = emu.client()
-    world(setup)
+    populate(setup)
     refused = []
     built = adapters(KubeApi(emu.client(ADAPTER_AGENT), request_timeout=2.0, writes_allowed=writes_allowed))
-    with (stand_in(RolloutController(setup, "Deployment", "akko-superset")),
-          stand_in(RolloutController(setup, "StatefulSet", "akko-postgresql")),
-          stand_in(JobController(setup, emu, "Complete", "")), stand_in(velero_server(setup))):
+    with (stand_in(objects.RolloutController(setup, "Deployment", "akko-superset")),
+          stand_in(objects.RolloutController(setup, "StatefulSet", "akko-postgresql")),
+          stand_in(objects.JobController(setup, emu, "Complete", "")), stand_in(velero_server(setup))):
         for cls, adapter in built.items():
             for name in public_operations(cls):
                 try:
