@@ -5,13 +5,10 @@ tour runs every public operation of every live adapter once; each HTTP request b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from akko_dr.adapters.kube import KubeCluster
@@ -24,10 +21,11 @@ from akko_dr.errors import NotApplicable
 from akko_dr.policy import load_policy
 from akko_dr.ports import drill_namespace
 from tests import kube_world as objects
+from tests.k8s_manifests import DEPLOY, load_manifest
 from tests.kube_emulator import ADAPTER_AGENT, Call, Emulator, emulator, stand_in
 from tests.kube_world import CRONJOB, NS, SCHEDULE, VELERO_NS
 
-RBAC = Path(__file__).resolve().parents[1] / "deploy" / "rbac.yaml"
+RBAC = DEPLOY / "rbac.yaml"
 SUBJECT = ("ServiceAccount", "akko-dr", NS)
 READ_VERBS = {"get", "list", "watch"}
 Permission = tuple[str, str, str, str]  # namespace, API group, resource[/subresource], verb
@@ -63,16 +61,8 @@ def public_operations(cls: type) -> list[str]:
 
 
 # -- the manifest ---------------------------------------------------------------------------------
-def manifest(path: Path = RBAC) -> list[dict[str, Any]]:
-    """The documents of ``path``, each loaded into the official client's model of its kind and back:
-    a misspelt or unknown field, or a missing required one, fails here."""
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    api = client.ApiClient()
-    for doc in docs:
-        model = api.deserialize(json.dumps(doc), f"V1{doc['kind']}", "application/json")
-        assert api.sanitize_for_serialization(model) == doc, f"{doc['kind']} {doc['metadata']['name']}: " \
-                                                               "a field the Kubernetes model does not know"
-    return docs
+def manifest() -> list[dict[str, Any]]:
+    return load_manifest(RBAC)
 
 
 def granted(docs: list[dict[str, Any]], subject: tuple[str, str, str] = SUBJECT) -> set[Permission]:
