@@ -9,6 +9,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kmock
@@ -21,7 +22,10 @@ from akko_dr.adapters.kube_jobs import MANUAL, KubeJobRunner
 from akko_dr.adapters.kube_orchestrator import RolloutOrchestrator
 from akko_dr.adapters.velero import VeleroCrds
 from akko_dr.errors import DrillError, NotApplicable, TargetUnavailable
+from akko_dr.policy import load_policy
 from akko_dr.ports import VeleroBackup, drill_namespace
+from akko_dr.targetfile import load_target_file, open_live
+from akko_dr.targets import Target
 from tests.kube_emulator import ADAPTER_AGENT, Emulator, emulator, stand_in
 from tests.kube_world import (
     CRONJOB,
@@ -387,3 +391,30 @@ def test_an_identity_that_cannot_be_a_label_is_refused(kube: KubeApi, emu: Emula
     with pytest.raises(DrillError, match="cannot be a label value"):
         LabelledEradicator(kube, NS).remove("alice@example.com")
     assert emu.calls() == []
+
+
+# -- wiring -----------------------------------------------------------------------------------------
+def _live(emu: Emulator, tmp_path: Path, allow_destructive: bool) -> Target:
+    path = tmp_path / "target.yaml"
+    path.write_text(f"kube: {{namespace: {NS}}}\ns3: {{endpoint: 'http://127.0.0.1:9'}}\n"
+                    "postgres: {host: 127.0.0.1, port: 9}\n")
+    return open_live(load_policy(), load_target_file(path), allow_destructive, api=emu.client(ADAPTER_AGENT))
+
+
+def test_the_live_target_scales_runs_jobs_and_eradicates_only_with_the_opt_in(
+        setup: client.ApiClient, emu: Emulator, tmp_path: Path) -> None:
+    deployment(setup, "akko-superset", 1)
+    attacker_objects(setup)
+    plan_only = _live(emu, tmp_path, allow_destructive=False)
+    for step in (lambda: plan_only.port("orchestrator").scale("akko-superset", 0),
+                 lambda: plan_only.port("eradicator").remove("svc-superset")):
+        with pytest.raises(NotApplicable, match=r"^plan only: would be"):
+            step()
+    assert {c.verb for c in emu.calls()} <= {"get", "list"}
+    assert plan_only.port("eradicator").attacker_objects("svc-superset") == ["ServiceAccount akko/svc-exfil",
+                                                                            "Secret akko/svc-exfil-token"]
+    allowed = _live(emu, tmp_path, allow_destructive=True)
+    assert allowed.port("eradicator").remove("svc-superset") == ["ServiceAccount akko/svc-exfil",
+                                                                "Secret akko/svc-exfil-token"]
+    with pytest.raises(DrillError, match=f"refused reading CronJob {CRONJOB}: HTTP 404"):
+        allowed.port("jobs").run_job(CRONJOB)
