@@ -95,6 +95,14 @@ def test_a_rollout_that_never_completes_ends_at_its_deadline(setup: client.ApiCl
     assert "\n" not in str(err.value)
 
 
+def test_a_pod_still_terminating_is_not_a_stopped_service(setup: client.ApiClient, kube: KubeApi) -> None:
+    deployment(setup, "akko-superset", 0)
+    client.AppsV1Api(setup).patch_namespaced_deployment_status("akko-superset", NS, {"status": {
+        "terminatingReplicas": 1}})
+    with pytest.raises(DrillError, match="wanted 0 replicas, 0 ready, 0 present, 1 terminating"):
+        _orchestrator(kube, deadline=SHORT).scale("akko-superset", 0)
+
+
 def test_a_statefulset_is_scaled_when_no_deployment_has_the_name(setup: client.ApiClient,
                                                                  kube: KubeApi, emu: Emulator) -> None:
     deployment(setup, "akko-postgresql", 1, kind="StatefulSet")

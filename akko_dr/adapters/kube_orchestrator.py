@@ -26,14 +26,17 @@ class Rollout:
     observed: int
     replicas: int
     ready: int
+    terminating: int = 0  # pods still shutting down (Deployments that report it): they may still write
 
     @property
     def done(self) -> bool:
-        return self.observed >= self.generation and self.replicas == self.ready == self.wanted
+        settled = self.replicas == self.ready == self.wanted and not self.terminating
+        return self.observed >= self.generation and settled
 
     def stalled(self, deadline: float) -> str:
+        terminating = f", {self.terminating} terminating" if self.terminating else ""
         return (f"rollout of {self.kind} {self.name} did not complete within {deadline:g}s: wanted "
-                f"{self.wanted} replicas, {self.ready} ready, {self.replicas} present "
+                f"{self.wanted} replicas, {self.ready} ready, {self.replicas} present{terminating} "
                 f"(generation {self.observed} observed of {self.generation})")
 
 
@@ -101,7 +104,8 @@ class RolloutOrchestrator:
         kind, workload = self._workload(service)
         status = workload.status or client.V1DeploymentStatus()
         rollout = Rollout(kind, service, wanted, workload.metadata.generation or 0,
-                          status.observed_generation or 0, status.replicas or 0, status.ready_replicas or 0)
+                          status.observed_generation or 0, status.replicas or 0, status.ready_replicas or 0,
+                          getattr(status, "terminating_replicas", None) or 0)
         return rollout.done, rollout
 
     def _workload(self, service: str) -> tuple[str, client.V1Deployment | client.V1StatefulSet]:
