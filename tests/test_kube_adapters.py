@@ -356,12 +356,14 @@ def test_a_restore_that_could_overwrite_is_refused_before_any_call(
     assert emu.calls() == []
 
 
-def test_a_refused_restore_creation_is_one_line(kube: KubeApi, emu: Emulator) -> None:
-    emu.refuse(403, "post", kmock.resource("velero.io", "v1", "restores"))
+@pytest.mark.parametrize(("status", "reason"), [(403, "Forbidden"), (409, "Conflict")])
+def test_a_refused_restore_creation_is_one_line(kube: KubeApi, emu: Emulator, status: int,
+                                                reason: str) -> None:
+    emu.refuse(status, "post", kmock.resource("velero.io", "v1", "restores"))
     with pytest.raises(DrillError) as err:
         _velero(kube).restore(NIGHTLY, {NS: "akko-drill-1"})
     assert str(err.value).startswith("Kubernetes API refused creating Velero restore nightly-2-dr-")
-    assert str(err.value).endswith("of backup nightly-2: HTTP 403 Forbidden")
+    assert str(err.value).endswith(f"of backup nightly-2: HTTP {status} {reason}")
 
 
 # -- eradicator -------------------------------------------------------------------------------------
