@@ -122,6 +122,39 @@ class VeleroSchedule:
 
 
 @dataclass(frozen=True)
+class VeleroRestore:
+    """A ``velero.io/v1`` Restore, as Velero reports it (counts and reasons; details stay in Velero)."""
+
+    name: str
+    backup: str
+    phase: str
+    namespace_mapping: tuple[tuple[str, str], ...] = ()
+    warnings: int = 0
+    errors: int = 0
+    failure_reason: str = ""
+    validation_errors: tuple[str, ...] = ()
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == "Completed"
+
+    def summary(self) -> str:
+        """One line: the phase, the counts, and Velero's reasons when it did not complete."""
+        mapping = ", ".join(f"{a} -> {b}" for a, b in self.namespace_mapping)
+        line = (f"Velero restore {self.name} of backup {self.backup} ({mapping}): "
+                f"{self.phase or 'no phase'}, {self.errors} errors, {self.warnings} warnings")
+        reasons = [r for r in (self.failure_reason, *self.validation_errors) if r]
+        return line + (f": {'; '.join(reasons)}" if reasons else "")
+
+
+def drill_namespace(source: str, run_id: str) -> str:
+    """The scratch namespace a drill restores ``source`` into: ``<source>-drill-<run>``, a DNS label."""
+    return f"{source}-drill-{run_id}".lower().replace("_", "-")[:63].rstrip("-")
+
+
+@dataclass(frozen=True)
 class ExportLocation:
     """Where a target keeps its Keycloak realm exports (from the live target file)."""
 
@@ -286,3 +319,12 @@ class Eradicator(Protocol):
 
     def attacker_objects(self, identity: str) -> list[str]: ...
     def remove(self, identity: str) -> list[str]: ...
+
+
+class VeleroRestorer(Protocol):
+    """Velero through its CRDs: its Backups, and Restores into a namespace that is never the source."""
+
+    def backups(self) -> list[VeleroBackup]: ...
+    def newest_completed(self, schedule: str, namespace: str) -> VeleroBackup: ...
+    def restore(self, backup: VeleroBackup, namespace_mapping: dict[str, str]) -> str: ...
+    def wait(self, restore: str) -> VeleroRestore: ...

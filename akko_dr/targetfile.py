@@ -174,23 +174,27 @@ def kube_client(tf: TargetFile) -> Any:
 
 
 LIVE_GAPS = {
-    "jobs": "no job runner is wired for the live target yet (a Job from the CronJob's template)",
     "platform": "a live cluster is never destroyed by the harness: Drill 2 runs on a scratch cluster",
     "identities": "no identity provider adapter is wired for the live target yet (Keycloak)",
     "adversary": "no simulated attacker acts on a live target",
-    "eradicator": "no ServiceAccount and Secret removal is wired for the live target yet",
     "segregated_db": "the target file names no second PostgreSQL server for segregated restores",
 }
 
 
 def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any = None) -> Target:
-    """Wire the live target: Kubernetes (read-only checks, Deployments), S3 and PostgreSQL."""
+    """Wire the live target: Kubernetes (read-only checks; scale, Jobs and eradication, which write only
+    with ``allow_destructive``), S3 and PostgreSQL."""
     from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
-    from akko_dr.adapters.kube import KubeCluster, KubeOrchestrator
+    from akko_dr.adapters.kube import KubeCluster
+    from akko_dr.adapters.kube_api import KubeApi
+    from akko_dr.adapters.kube_eradicator import LabelledEradicator
+    from akko_dr.adapters.kube_jobs import KubeJobRunner
+    from akko_dr.adapters.kube_orchestrator import RolloutOrchestrator
     from akko_dr.adapters.postgres import CanaryTable, PostgresDatabase
     from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
 
     cluster = KubeCluster(api or kube_client(tf), tf.namespace, tf.velero_namespace, tf.realm_exports)
+    kube = KubeApi(cluster.api, writes_allowed=allow_destructive)
     store = S3ObjectStore(tf.s3_endpoint, region=tf.s3_region,
                           access_key=resolve(tf.s3_access_key, cluster.secret),
                           secret_key=resolve(tf.s3_secret_key, cluster.secret))
@@ -202,7 +206,8 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any 
                       ("postgres password", tf.pg_password)) if c)}
     policy = tf.apply(policy)
     return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
-                  policy=policy, db=db, store=store, orchestrator=KubeOrchestrator(cluster),
+                  policy=policy, db=db, store=store, orchestrator=RolloutOrchestrator(kube, tf.namespace),
+                  jobs=KubeJobRunner(kube, tf.namespace), eradicator=LabelledEradicator(kube, tf.namespace),
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
                   gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,
