@@ -68,9 +68,9 @@ class TargetFile:
     production: bool = False
 
     def apply(self, policy: Policy) -> Policy:
-        """The policy with the bucket names this target uses instead."""
+        """The policy with the namespace and bucket names this target uses instead."""
         overrides = {k: tuple(v) if k == "hot_buckets" else v for k, v in self.buckets.items()}
-        return replace(policy, storage=replace(policy.storage, **overrides)) if overrides else policy
+        return replace(policy, namespace=self.namespace, storage=replace(policy.storage, **overrides))
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -192,6 +192,7 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any 
     from akko_dr.adapters.kube_orchestrator import RolloutOrchestrator
     from akko_dr.adapters.postgres import CanaryTable, PostgresDatabase
     from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
+    from akko_dr.adapters.velero import VeleroCrds
 
     cluster = KubeCluster(api or kube_client(tf), tf.namespace, tf.velero_namespace, tf.realm_exports)
     kube = KubeApi(cluster.api, writes_allowed=allow_destructive)
@@ -208,6 +209,7 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any 
     return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
                   policy=policy, db=db, store=store, orchestrator=RolloutOrchestrator(kube, tf.namespace),
                   jobs=KubeJobRunner(kube, tf.namespace), eradicator=LabelledEradicator(kube, tf.namespace),
+                  velero=VeleroCrds(kube, tf.velero_namespace),
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
                   gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,

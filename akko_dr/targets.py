@@ -31,6 +31,7 @@ from akko_dr.ports import (
     Orchestrator,
     Platform,
     PlatformSource,
+    VeleroRestorer,
     VersionedObjectStore,
 )
 
@@ -55,7 +56,7 @@ class Target:
     adversary: Adversary | None = None  # Drill 3: the simulated attacker (rehearsals only)
     audit_trail: AuditTrail | None = None
     store_as: Callable[[str, str], VersionedObjectStore] | None = None  # the store with other credentials
-    velero: Any = None  # Drill 2: restore the namespace from Velero (a VeleroRestorer)
+    velero: VeleroRestorer | None = None  # Drill 2: Velero restores into a namespace of the drill's own
     eradicator: Eradicator | None = None  # Drill 3: the attacker's ServiceAccounts and Secrets
     segregated_db: Database | None = None  # a second server for restores segregated from the source
     faults: dict[str, Fault] | None = None  # rehearsal faults a drill must survive, by name

@@ -22,7 +22,7 @@ from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import TargetClass, format_duration
-from akko_dr.ports import CANARY_TABLE, Database, Fingerprint, ObjectStore
+from akko_dr.ports import CANARY_TABLE, Database, Fingerprint, ObjectStore, drill_namespace
 from akko_dr.replication import mirror
 from akko_dr.targets import Target
 
@@ -215,11 +215,19 @@ class FullRebuildDrill:
     def restore_namespace(self) -> dict[str, object]:
         """The platform's namespace from the newest Velero backup of the policy's schedule, mapped
         onto a namespace of the drill's own so that it never overwrites the source."""
-        velero = self.target.port("velero")
-        self.target.require_destructive("create a Velero Restore into a namespace of the drill's own")
-        outcome = velero.restore_newest(self.run_id)
-        self._note(f"namespace restored from Velero: {outcome}")
-        return outcome
+        velero, policy = self.target.port("velero"), self.target.policy
+        schedule = next((j.name for j in policy.jobs.values() if j.kind == "velero"), None)
+        if schedule is None:
+            raise DrillError("the policy names no Velero schedule to restore the namespace from")
+        mapping = {policy.namespace: drill_namespace(policy.namespace, self.run_id)}
+        self.target.require_destructive(f"create a Velero Restore mapping {policy.namespace} onto "
+                                        f"{mapping[policy.namespace]}")
+        backup = velero.newest_completed(schedule, policy.namespace)
+        outcome = velero.wait(velero.restore(backup, mapping))
+        self._note(f"namespace restored from Velero backup {backup.name}: {outcome.summary()}")
+        if not outcome.succeeded:
+            raise DrillError(f"Velero restore of {backup.name} failed: {outcome.summary()}")
+        return {"backup": backup.name, "restore": outcome.summary()}
 
     def replay_databases(self, workers: int | None = None) -> list[str]:
         """Replay every database at once (bounded by the cores); return the names that came back."""

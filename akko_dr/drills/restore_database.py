@@ -55,6 +55,7 @@ class RestoreDatabaseDrill:
     incident_at: datetime | None = None
     drill_backups: set[str] = field(default_factory=set)  # keys of backups the drill took itself
     verified_how: str = ""  # the integrity check the restored copy passed
+    replicas_before: int = 1  # the service's replicas before the drill stopped it
     restore_server: Database | None = None  # a server segregated from the source; None: the source's own
     after_incident: Fingerprint = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
@@ -111,7 +112,9 @@ class RestoreDatabaseDrill:
 
     # -- the recovery ----------------------------------------------------------------------
     def stop_consumer(self) -> None:
+        """Scale the database's service to zero, noting how many replicas it had to put them back."""
         service = self.info.consumer
+        self.replicas_before = max(self.target.orchestrator.running(service), 1)
         self.target.orchestrator.scale(service, 0)
         self.consumer_stopped = True
         wait_for(f"{service} to stop", lambda: self.target.orchestrator.running(service) == 0,
@@ -187,9 +190,9 @@ class RestoreDatabaseDrill:
         self._note(f"restored database swapped in; damaged copy kept as {self.kept}")
 
     def restart_consumer(self) -> None:
-        self.target.orchestrator.scale(self.info.consumer, 1)
+        self.target.orchestrator.scale(self.info.consumer, self.replicas_before)
         self.consumer_stopped = False
-        self._note(f"consumer {self.info.consumer} restarted")
+        self._note(f"consumer {self.info.consumer} restarted with {self.replicas_before} replica(s)")
 
     def validate_service(self) -> None:
         """The service is back once its consumer commits to the restored database; stops the RTO clock."""
