@@ -19,6 +19,7 @@ DEFAULT_POLICY = "akko-2026.04.yaml"
 JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
 
 
 def parse_duration(text: object, key: str) -> timedelta:
@@ -126,6 +127,8 @@ class Policy:
     schedule_tolerance: timedelta  # slack allowed on a job's schedule
     drills: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    schedule_time_zone: str = "UTC"  # the time zone the schedule table's cron expressions are read in
+    probe_deadline: timedelta = DEFAULT_PROBE_DEADLINE  # how long a probe (replication canary) may wait
 
     def klass(self, title_or_key: str) -> TargetClass:
         """Find a class by its key (``critical-data``) or title (``Critical data``)."""
@@ -257,6 +260,8 @@ def _policy(raw: Any, source: str) -> Policy:
                                           "cadence.schedule_tolerance"),
         drills=dict(raw.get("drills") or {}),
         source=source,
+        schedule_time_zone=str(cadence.get("schedule_time_zone", "UTC")),
+        probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
     )
 
 

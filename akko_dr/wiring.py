@@ -71,10 +71,11 @@ def open_sandbox(policy: Policy) -> Iterator[tuple[Sandbox, Target]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def live_target(policy: Policy, target_file: Path | None, allow_destructive: bool) -> Target:
+def live_target(policy: Policy, target_file: Path | None, allow_destructive: bool,
+                allow_probes: bool = False) -> Target:
     """A real AKKO cluster from a target file (``akko_dr.targetfile``); credentials from env or Secrets."""
     from akko_dr.targetfile import load_target_file, open_live
 
     if target_file is None:
         raise DrillError("the live target needs --target-file (kube context, namespace, endpoints)")
-    return open_live(policy, load_target_file(target_file, policy.namespace), allow_destructive)
+    return open_live(policy, load_target_file(target_file, policy.namespace), allow_destructive, allow_probes)
