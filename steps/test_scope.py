@@ -21,15 +21,16 @@ scenarios(FEATURE)
 
 
 @pytest.fixture
-def scope_context(target: Target, evidence: ScenarioRecord) -> ScopeContext:
+def scope_context(target: Target, evidence: ScenarioRecord, pytestconfig: pytest.Config) -> ScopeContext:
     """A target that runs its jobs on demand (no scheduler) does not replicate continuously: its mirror
     job stands in, run once per canary."""
     source, jobs = platform_of(target), target.jobs
     mirror = next((j for j in target.policy.jobs.values() if j.kind == "mirror"), None)
     on_demand = jobs is not None and mirror is not None and source.no_scheduler() is not None
     run_mirror = (lambda: jobs.run_job(mirror.name)) if on_demand else None
+    say = progress_to_console(evidence, pytestconfig)
     return ScopeContext(target.policy, source, target.store, utcnow(), run_mirror,
-                        probes_allowed=target.probes_allowed, progress=progress_to_console(evidence))
+                        probes_allowed=target.probes_allowed, progress=say)
 
 
 @given("the drill target is ready to be checked")

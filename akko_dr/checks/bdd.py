@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import pytest
 
@@ -26,12 +27,14 @@ def ready_for_checks(target: Target, evidence: ScenarioRecord) -> None:
         evidence.details["re-seeded before the scenario"] = healed
 
 
-def progress_to_console(evidence: ScenarioRecord) -> Callable[[str], None]:
+def progress_to_console(evidence: ScenarioRecord, config: pytest.Config) -> Callable[[str], None]:
     """Where a waiting probe reports: the console (past pytest's capture) and the evidence."""
+    capture = config.pluginmanager.getplugin("capturemanager")
 
     def say(line: str) -> None:
-        print(f"  … {line}", file=sys.__stderr__, flush=True)
         evidence.details.setdefault("progress", []).append(line)
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            print(f"  … {line}", file=sys.stderr, flush=True)
 
     return say
 
