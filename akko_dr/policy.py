@@ -9,6 +9,7 @@ from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import croniter
@@ -203,6 +204,15 @@ def _jobs(raw: dict[str, Any]) -> dict[str, BackupJob]:
     return out
 
 
+def _time_zone(name: object, key: str) -> str:
+    """An IANA time zone name the schedule's cron expressions are read in."""
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyError(f"{key}: expected a time zone name like 'Europe/Paris', got {name!r}") from None
+    return str(name)
+
+
 def _ref(table: dict[str, Any], key: Any, where: str) -> Any:
     if key not in table:
         raise PolicyError(f"{where}: {key!r} is not defined (expected one of {', '.join(table)})")
@@ -260,7 +270,7 @@ def _policy(raw: Any, source: str) -> Policy:
                                           "cadence.schedule_tolerance"),
         drills=dict(raw.get("drills") or {}),
         source=source,
-        schedule_time_zone=str(cadence.get("schedule_time_zone", "UTC")),
+        schedule_time_zone=_time_zone(cadence.get("schedule_time_zone", "UTC"), "cadence.schedule_time_zone"),
         probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
     )
 

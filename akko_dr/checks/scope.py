@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
 from akko_dr.checks.schedule import job_window
-from akko_dr.checks.verification import PROBE_PREFIX, check_velero, judge_dump, latest_dumps
+from akko_dr.checks.verification import PLAN_KEY, PROBE_PREFIX, check_velero, judge_dump, latest_dumps
 from akko_dr.errors import DrillError
 from akko_dr.measure import utcnow
 from akko_dr.policy import BackupJob, Policy, ScopeItem, format_duration
@@ -115,10 +115,20 @@ def replica_behind(ctx: ScopeContext) -> tuple[timedelta | None, dict[str, objec
     return max(newest_hot.last_modified - newest_replica.last_modified, timedelta(0)), figures
 
 
+def canary_plan(policy: Policy) -> list[str]:
+    """The writes a replication canary makes, for the plan of a run without the probe opt-in."""
+    st = policy.storage
+    key = f"{PROBE_PREFIX}replication-<time>"
+    return [*(f"PUT s3://{bucket}/{key}" for bucket in st.hot_buckets),
+            f"wait up to {format_duration(policy.probe_deadline)} for it in s3://{st.replica_bucket}",
+            *(f"DELETE s3://{bucket}/{key}" for bucket in st.hot_buckets)]
+
+
 def _mirror_read_only(ctx: ScopeContext, job: BackupJob, cid: str, title: str) -> CheckResult:
     st, window = ctx.policy.storage, job_window(ctx.policy, job)
     behind, figures = replica_behind(ctx)
-    figures |= {"method": READ_ONLY_REPLICATION, "window": format_duration(window)}
+    figures |= {"method": READ_ONLY_REPLICATION, "window": format_duration(window),
+                PLAN_KEY: canary_plan(ctx.policy)}
     if behind is None:
         return uncovered(cid, title, f"nothing in {', '.join(st.hot_buckets)} to compare with the replica "
                          f"({READ_ONLY_REPLICATION})", REFS)

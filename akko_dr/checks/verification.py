@@ -213,10 +213,23 @@ def check_shorten_refused(probe: WormProbe, store: VersionedObjectStore, now: da
                         "the retention of a locked audit record cannot be shortened", probe, tried, emulator)
 
 
+PLAN_KEY = "plan (not executed: probes need --allow-probes)"
+
+
+def worm_probe_plan(policy: Policy) -> list[str]:
+    """The writes a WORM probe makes, for the plan of a run without the probe opt-in."""
+    st = policy.storage
+    key = f"s3://{st.audit_bucket}/{PROBE_PREFIX}worm-<time>"
+    return [f"PUT {key}, locked {st.audit_lock_mode} until {format_duration(PROBE_HOLD)} later",
+            "DELETE its locked version (must be refused by the lock)",
+            "PUT a retention of now on it (must be refused by the lock)",
+            "DELETE it afterwards where the store lets us"]
+
+
 def check_worm_read_only(policy: Policy, buckets: BucketInspector, cid: str, title: str) -> CheckResult:
     """Without probes: a lock not configured as the policy says is a finding; a good one proves no refusal."""
     lock = check_audit_lock(policy, buckets)
-    figures = {**lock.measured, "method": READ_ONLY_WORM}
+    figures = {**lock.measured, "method": READ_ONLY_WORM, PLAN_KEY: worm_probe_plan(policy)}
     if lock.status != "passed":
         return CheckResult(cid, title, lock.status, lock.reason, figures, REFS_WORM)
     return inconclusive(cid, title, f"inconclusive (read-only): {lock.reason}; only a refused write on a "
