@@ -195,13 +195,13 @@ def _velero_backup(cluster: KubeCluster, name: str, phase: str, completed: str |
 
 
 def _velero_schedule(cluster: KubeCluster, job: BackupJob, paused: bool = False, ttl: str = "720h0m0s",
-                     schedule: str | None = None) -> None:
+                     phase: str = "Enabled") -> None:
     client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
         "velero.io", "v1", cluster.velero_namespace, "schedules",
         {"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": job.name},
-         "spec": {"schedule": schedule or job.schedule, "paused": paused,
+         "spec": {"schedule": job.schedule, "paused": paused,
                   "template": {"ttl": ttl, "includedNamespaces": ["akko"]}},
-         "status": {"phase": "Enabled", "lastBackup": _stamp(timedelta(hours=1))}})
+         "status": {"phase": phase, "lastBackup": _stamp(timedelta(hours=1))}})
 
 
 def _velero_job(policy: Policy) -> BackupJob:
@@ -261,6 +261,14 @@ def test_the_velero_job_is_read_from_its_schedule(cluster: KubeCluster, policy: 
     assert check_job_schedule(policy, job, cluster, utcnow()).status == "passed"
     ran = check_job_ran(policy, job, cluster, utcnow())
     assert ran.status == "passed", ran.reason
+
+
+def test_a_velero_schedule_velero_did_not_accept_is_a_finding(cluster: KubeCluster, policy: Policy) -> None:
+    job = _velero_job(policy)
+    _velero_schedule(cluster, job, phase="FailedValidation")
+    result = check_job_schedule(policy, job, cluster, utcnow())
+    assert result.status == "failed"
+    assert f"Velero Schedule {job.name} is in phase FailedValidation, not Enabled" in result.reason
 
 
 def test_a_paused_velero_schedule_is_a_finding(cluster: KubeCluster, policy: Policy) -> None:

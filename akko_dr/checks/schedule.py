@@ -13,8 +13,8 @@ from akko_dr.checks.storage import lock_problems, lock_text
 from akko_dr.checks.velero import (
     newest_completed,
     of_schedule,
+    phase_problem,
     schedule_named,
-    schedule_problems,
     velero_status,
 )
 from akko_dr.policy import BackupJob, Policy, format_duration
@@ -89,6 +89,12 @@ def _suspended(job: BackupJob) -> str:
     return "paused (its Velero Schedule)" if job.kind == "velero" else "suspended (its CronJob)"
 
 
+def _velero_phase(job: BackupJob, source: PlatformSource) -> list[str]:
+    schedule = schedule_named(source, job.name) if job.kind == "velero" else None
+    problem = phase_problem(schedule) if schedule else None
+    return [problem] if problem else []
+
+
 def _not_a_cronjob(job: BackupJob, source: PlatformSource) -> str | None:
     if job.continuous and source.no_scheduler() is None:
         return (f"{job.name} is continuous replication, not a CronJob: "
@@ -140,8 +146,7 @@ def check_job_schedule(policy: Policy, job: BackupJob, source: PlatformSource, n
         problems.append(mismatch)
     if status.suspended:
         problems.append(f"{job.name} is {_suspended(job)}: it does not run")
-    if job.kind == "velero" and status.found and (schedule := schedule_named(source, job.name)):
-        problems += [p for p in schedule_problems(schedule) if "paused" not in p]
+    problems += _velero_phase(job, source)
     verdict = (f"{job.name} runs {job.schedule!r} in {zone} (every {format_duration(job.interval())}) "
                "as the policy says")
     return result(cid, title, problems, verdict, REFS_TABLE, **figures)

@@ -41,12 +41,11 @@ def schedule_named(source: PlatformSource, name: str) -> VeleroSchedule | None:
     return next((s for s in source.velero_schedules() if s.name == name), None)
 
 
-def schedule_problems(schedule: VeleroSchedule) -> list[str]:
-    """A paused Schedule, or one Velero did not accept, is a finding."""
-    problems = [f"Velero Schedule {schedule.name} is paused"] if schedule.paused else []
+def phase_problem(schedule: VeleroSchedule) -> str | None:
+    """A Schedule Velero did not accept (phase New, FailedValidation) does not run: a finding."""
     if schedule.phase and schedule.phase != "Enabled":
-        problems.append(f"Velero Schedule {schedule.name} is in phase {schedule.phase}, not Enabled")
-    return problems
+        return f"Velero Schedule {schedule.name} is in phase {schedule.phase}, not Enabled"
+    return None
 
 
 def velero_status(policy: Policy, job: BackupJob, source: PlatformSource) -> JobStatus:
