@@ -88,6 +88,17 @@ def test_a_refusal_by_the_lock_with_real_credentials_proves_it(auth_store: AuthS
     assert result.status == "passed" and "refused by the lock (AccessDenied (HTTP 403))" in result.reason
 
 
+def test_the_shortening_probe_asks_for_a_date_still_in_the_future(auth_store: AuthStore,
+                                                                   probe: WormProbe) -> None:
+    """moto accepts shortening (it does not enforce COMPLIANCE): judged as a real store, not WORM; and the
+    date asked for is in the future, so a real store's refusal is about the lock, not a malformed date."""
+    store = auth_store.store()
+    result = check_shorten_refused(probe, store, utcnow())
+    assert result.status == "failed" and "not WORM" in result.reason, result.reason
+    _, until = store.retention(probe.bucket, probe.key, probe.version_id)
+    assert utcnow() < until < probe.retain_until, until
+
+
 def test_wrong_credentials_make_the_proof_inconclusive_never_refused(auth_store: AuthStore,
                                                                     probe: WormProbe) -> None:
     """Negative control: the store answers 403 to the wrong secret too, but not because of the lock."""
