@@ -31,6 +31,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fresh-backup", action="store_true",
                     help="live only: a drill runs the backup job first instead of restoring the newest "
                          "scheduled backup")
+    group.addoption("--allow-probes", action="store_true",
+                    help="live only: let checks write probe records and canaries (under dr-probe/)")
     group.addoption("--policy", type=Path, default=None, help="policy file (default: AKKO 2026.04)")
     group.addoption("--known-findings", type=Path, default=None,
                     help="test command only: findings expected here (YAML); each must fail as stated")
@@ -53,9 +55,9 @@ def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
     if kind == "docker":
         pytest.skip(docker_engine_unavailable() or "docker target: adapters arrive with a later issue")
     if kind == "live":
-        live = live_target(policy, pytestconfig.getoption("target_file"),
-                           pytestconfig.getoption("allow_destructive"), pytestconfig.getoption("approved_by"),
-                           pytestconfig.getoption("fresh_backup"))
+        opt = pytestconfig.getoption
+        live = live_target(policy, opt("target_file"), opt("allow_destructive"), opt("approved_by"),
+                           opt("fresh_backup"), opt("allow_probes"))
         run.production, run.components = live.production, dict(live.components)  # the report names them
         yield None, live
         return

@@ -9,6 +9,7 @@ from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import croniter
@@ -19,6 +20,7 @@ DEFAULT_POLICY = "akko-2026.04.yaml"
 JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
 
 
 def parse_duration(text: object, key: str) -> timedelta:
@@ -126,6 +128,8 @@ class Policy:
     schedule_tolerance: timedelta  # slack allowed on a job's schedule
     drills: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    schedule_time_zone: str = "UTC"  # the time zone the schedule table's cron expressions are read in
+    probe_deadline: timedelta = DEFAULT_PROBE_DEADLINE  # how long a probe (replication canary) may wait
 
     def klass(self, title_or_key: str) -> TargetClass:
         """Find a class by its key (``critical-data``) or title (``Critical data``)."""
@@ -200,6 +204,15 @@ def _jobs(raw: dict[str, Any]) -> dict[str, BackupJob]:
     return out
 
 
+def _time_zone(name: object, key: str) -> str:
+    """An IANA time zone name the schedule's cron expressions are read in."""
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyError(f"{key}: expected a time zone name like 'Europe/Paris', got {name!r}") from None
+    return str(name)
+
+
 def _ref(table: dict[str, Any], key: Any, where: str) -> Any:
     if key not in table:
         raise PolicyError(f"{where}: {key!r} is not defined (expected one of {', '.join(table)})")
@@ -257,6 +270,8 @@ def _policy(raw: Any, source: str) -> Policy:
                                           "cadence.schedule_tolerance"),
         drills=dict(raw.get("drills") or {}),
         source=source,
+        schedule_time_zone=_time_zone(cadence.get("schedule_time_zone", "UTC"), "cadence.schedule_time_zone"),
+        probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
     )
 
 

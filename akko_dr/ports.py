@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from akko_dr.errors import DrillError
+
 Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}
 CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison
 
@@ -106,6 +108,11 @@ class VeleroBackup:
     namespaces: tuple[str, ...] = ()  # spec.includedNamespaces ("*" for all)
     errors: int = 0
     warnings: int = 0
+    started_at: datetime | None = None
+
+    def includes(self, namespace: str) -> bool:
+        """Whether the backup covers ``namespace`` (no list, or ``*``, means every namespace)."""
+        return not self.namespaces or "*" in self.namespaces or namespace in self.namespaces
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,14 @@ class Fault:
     clear: Callable[[], None] = lambda: None
 
 
+class StoreRefused(DrillError):
+    """The object store answered a request with an error: its code and message travel with it."""
+
+    def __init__(self, what: str, code: str, message: str = "", status: int = 0) -> None:
+        super().__init__(f"object store refused {what}: {code}")
+        self.code, self.message, self.status = code, message, status
+
+
 # -- the ports ------------------------------------------------------------------------------------
 class Database(Protocol):
     """A PostgreSQL server holding the platform databases."""
@@ -224,6 +239,9 @@ class VersionedObjectStore(ObjectStore, Protocol):
     def delete_version(self, bucket: str, key: str, version: str) -> None: ...
     def retention(self, bucket: str, key: str, version: str) -> tuple[str, datetime | None]: ...
     def set_retention(self, bucket: str, key: str, version: str, mode: str, until: datetime) -> None: ...
+
+    def put_locked(self, bucket: str, key: str, body: bytes, mode: str, until: datetime) -> str:
+        """Write an object locked in ``mode`` until ``until``; its version id. Refusals: StoreRefused."""
 
 
 class BucketInspector(Protocol):

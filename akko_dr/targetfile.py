@@ -11,6 +11,7 @@ credentials come from. Credentials themselves never go in the file, nor in repor
     postgres: {host: akko-postgresql.akko.svc, port: 5432, database: postgres, user: postgres,
                password: {secret: akko/akko-postgresql#postgres-password}}
     keycloak: {exports: {bucket: akko-backups, prefix: keycloak/, realm: akko}}   # realm export JSONs
+    probes: {deadline: 5m}   # how long a replication canary may wait (--allow-probes); default: the policy's
     production: false
 """
 
@@ -20,6 +21,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +29,7 @@ from urllib.parse import quote
 import yaml
 
 from akko_dr.errors import PolicyError
-from akko_dr.policy import Policy
+from akko_dr.policy import Policy, parse_duration
 from akko_dr.ports import ExportLocation
 from akko_dr.targets import Target
 
@@ -66,11 +68,14 @@ class TargetFile:
     pg_password: Credential | None = None
     realm_exports: ExportLocation | None = None
     production: bool = False
+    probe_deadline: timedelta | None = None  # overrides the policy's cadence.probe_deadline
 
     def apply(self, policy: Policy) -> Policy:
-        """The policy with the namespace and bucket names this target uses instead."""
+        """The policy with this target's namespace, bucket names and probe deadline instead."""
         overrides = {k: tuple(v) if k == "hot_buckets" else v for k, v in self.buckets.items()}
-        return replace(policy, namespace=self.namespace, storage=replace(policy.storage, **overrides))
+        storage = replace(policy.storage, **overrides) if overrides else policy.storage
+        return replace(policy, storage=storage, namespace=self.namespace,
+                       probe_deadline=self.probe_deadline or policy.probe_deadline)
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -123,7 +128,14 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
         pg_password=_credential(pg, "password", f"{where}: postgres"),
         realm_exports=_exports(_section(raw, "keycloak", where), where),
-        production=bool(raw.get("production", False)))
+        production=bool(raw.get("production", False)),
+        probe_deadline=_deadline(_section(raw, "probes", where), where))
+
+
+def _deadline(probes: dict[str, Any], where: str) -> timedelta | None:
+    if "deadline" not in probes:
+        return None
+    return parse_duration(probes["deadline"], f"{where}: probes.deadline")
 
 
 def _exports(keycloak: dict[str, Any], where: str) -> ExportLocation | None:
@@ -181,9 +193,10 @@ LIVE_GAPS = {
 }
 
 
-def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any = None) -> Target:
+def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_probes: bool = False,
+              api: Any = None) -> Target:
     """Wire the live target: Kubernetes (read-only checks; scale, Jobs and eradication, which write only
-    with ``allow_destructive``), S3 and PostgreSQL."""
+    with ``allow_destructive``), S3 (probes only with ``allow_probes``) and PostgreSQL."""
     from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
     from akko_dr.adapters.kube import KubeCluster
     from akko_dr.adapters.kube_api import KubeApi
@@ -213,4 +226,4 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, api: Any 
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
                   gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,
-                  production=tf.production)
+                  probes_allowed=allow_probes, production=tf.production)

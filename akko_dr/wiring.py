@@ -92,7 +92,8 @@ def scratch_sandbox(policy: Policy) -> Iterator[Target]:
 
 
 def live_target(policy: Policy, target_file: Path | None, allow_destructive: str | None = None,
-                approved_by: str | None = None, fresh_backup: bool = False) -> Target:
+                approved_by: str | None = None, fresh_backup: bool = False,
+                allow_probes: bool = False) -> Target:
     """A real AKKO cluster from a target file (``akko_dr.targetfile``); credentials from env or Secrets.
 
     Destructive steps run only when ``allow_destructive`` repeats the target's namespace, and on a
@@ -103,7 +104,7 @@ def live_target(policy: Policy, target_file: Path | None, allow_destructive: str
         raise DrillError("the live target needs --target-file (kube context, namespace, endpoints)")
     tf = load_target_file(target_file, policy.namespace)
     destructive = destructive_opt_in(tf.namespace, tf.production, allow_destructive, approved_by)
-    target = open_live(policy, tf, destructive)
+    target = open_live(policy, tf, destructive, allow_probes)
     target.fresh_backup = fresh_backup
     if destructive and approved_by:
         target.components["destructive steps approved by"] = approved_by

@@ -4,9 +4,11 @@ Feature: Backup schedule — every job of the schedule table runs and keeps what
   On the platform each job must be scheduled exactly as written (compared by the times it
   fires, not by its text), and the object store must keep its backups at least as long as
   the policy's cold retention, by lifecycle rules or an Object Lock, wherever the store can.
+  A suspended job, or a paused Velero schedule, is not scheduled; a schedule read in another time
+  zone fires at other times.
 
   Background:
-    Given the AKKO platform is running on the drill target
+    Given the drill target is ready to be checked
 
   Scenario Outline: The <job> job is scheduled as the policy says
     Given the "<job>" job of the policy's backup schedule

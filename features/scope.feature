@@ -5,10 +5,12 @@ Feature: Scope — every stateful component has a backup that exists, is not emp
   PostgreSQL dump per database, a canary object that reaches the replica within the class's
   recovery point objective, a recent completed Velero backup, a Keycloak realm export. A
   component no check can judge is reported as uncovered, never passed; a component the target
-  does not run is reported as not applicable, with the reason.
+  does not run is reported as not applicable, with the reason. On a live platform the canary is
+  written only when probes are allowed, and waits no longer than the probe deadline; otherwise the
+  replica's newest object is compared with the newest object of the buckets it mirrors.
 
   Background:
-    Given the AKKO platform is running on the drill target
+    Given the drill target is ready to be checked
 
   Scenario Outline: <component> has a fresh backup artefact
     When the backup artefacts of "<component>" are looked for on the drill target

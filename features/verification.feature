@@ -5,9 +5,13 @@ Feature: Verification — the playbook's verification commands, run as checks
   immutable. Each is run here against the drill target, and judged by the figures of the
   policy file: a job's own schedule, a database's backup job, the audit lock's mode and
   retention. A check the target cannot run is reported as not applicable, with the reason.
+  Each check reaches only what it judges: a missing database is one finding, in its own scenario.
+  On a live platform the checks write nothing unless probes are allowed: the audit lock is then
+  read instead of tried, and the result says it is inconclusive until a probe record proves it.
+  A proof that rests on an emulated object store is inconclusive, never passed.
 
   Background:
-    Given the AKKO platform is running on the drill target
+    Given the drill target is ready to be checked
 
   Scenario Outline: The <job> backup job ran successfully within its schedule
     When the platform is asked for the last runs of the "<job>" backup job
@@ -20,6 +24,10 @@ Feature: Verification — the playbook's verification commands, run as checks
       | akko-minio-replicate       |
       | akko-keycloak-realm-export |
       | akko-velero-ns-akko        |
+
+  Scenario: Every database of the policy is on the database server
+    When the database server is asked for the databases of the policy
+    Then every one of them is there
 
   Scenario: The latest dump of every database is younger than its backup job allows
     When the object store is listed for the latest dump of every database in the policy

@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pytest_bdd import parsers, scenarios, then, when
+from pytest_bdd import given, parsers, scenarios, then, when
 from pytest_bdd.feature import get_feature
 
 from akko_dr.checks import CheckResult, result
-from akko_dr.checks.bdd import conclude, platform_of
+from akko_dr.checks.bdd import conclude, platform_of, progress_to_console, ready_for_checks
 from akko_dr.checks.scope import ScopeContext, check_component
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
-from akko_dr.sandbox import Sandbox
 from akko_dr.targets import Target
 
 FEATURE = "scope.feature"
@@ -22,12 +21,21 @@ scenarios(FEATURE)
 
 
 @pytest.fixture
-def scope_context(target: Target) -> ScopeContext:
-    """The sandbox has no continuous replication: its mirror job stands in, run once per canary."""
-    sandbox = target.jobs if isinstance(target.jobs, Sandbox) else None
+def scope_context(target: Target, evidence: ScenarioRecord, pytestconfig: pytest.Config) -> ScopeContext:
+    """A target that runs its jobs on demand (no scheduler) does not replicate continuously: its mirror
+    job stands in, run once per canary."""
+    source, jobs = platform_of(target), target.jobs
     mirror = next((j for j in target.policy.jobs.values() if j.kind == "mirror"), None)
-    run_mirror = (lambda: sandbox.run_job(mirror.name)) if sandbox and mirror else None
-    return ScopeContext(target.policy, platform_of(target), target.store, utcnow(), run_mirror)
+    on_demand = jobs is not None and mirror is not None and source.no_scheduler() is not None
+    run_mirror = (lambda: jobs.run_job(mirror.name)) if on_demand else None
+    say = progress_to_console(evidence, pytestconfig)
+    return ScopeContext(target.policy, source, target.store, utcnow(), run_mirror,
+                        probes_allowed=target.probes_allowed, progress=say)
+
+
+@given("the drill target is ready to be checked")
+def _(target: Target, evidence: ScenarioRecord) -> None:
+    ready_for_checks(target, evidence)
 
 
 @when(parsers.parse('the backup artefacts of "{component}" are looked for on the drill target'),
@@ -41,7 +49,7 @@ def _(policy: Policy, scope_context: ScopeContext, component: str) -> CheckResul
 @then("each of them exists, is not empty and is fresh")
 @then("none of them is left unchecked")
 def _(check: CheckResult, evidence: ScenarioRecord, target: Target) -> None:
-    conclude(check, evidence, target.kind)
+    conclude(check, evidence, target.name)
 
 
 @when("the components of the policy's scope table are compared with the components above",

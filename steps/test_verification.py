@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from akko_dr.checks import CheckResult
-from akko_dr.checks.bdd import conclude, platform_of, s3_client
+from akko_dr.checks.bdd import conclude, platform_of, ready_for_checks
 from akko_dr.checks.schedule import check_job_ran
 from akko_dr.checks.verification import (
     WormProbe,
     check_audit_lock,
+    check_databases_present,
     check_delete_refused,
     check_dump_freshness,
     check_shorten_refused,
     check_velero,
+    check_worm_read_only,
     remove_probe,
     write_probe,
 )
@@ -28,9 +29,9 @@ from akko_dr.targets import Target
 scenarios("verification.feature")
 
 
-@pytest.fixture
-def s3(target: Target) -> Any:
-    return s3_client(target)
+@given("the drill target is ready to be checked")
+def _(target: Target, evidence: ScenarioRecord) -> None:
+    ready_for_checks(target, evidence)
 
 
 @when(parsers.parse('the platform is asked for the last runs of the "{job}" backup job'),
@@ -43,8 +44,14 @@ def _(target: Target, job: str) -> CheckResult:
 @then("every database has a dump younger than its backup interval plus the tolerance")
 @then("the newest completed one is younger than the Velero schedule interval plus the tolerance")
 @then("the lock has the policy's mode and at least the policy's retention")
+@then("every one of them is there")
 def _(check: CheckResult, evidence: ScenarioRecord, target: Target) -> None:
-    conclude(check, evidence, target.kind)
+    conclude(check, evidence, target.name)
+
+
+@when("the database server is asked for the databases of the policy", target_fixture="check")
+def _(target: Target) -> CheckResult:
+    return check_databases_present(target.policy, target.db)
 
 
 @when("the object store is listed for the latest dump of every database in the policy",
@@ -59,36 +66,46 @@ def _(target: Target) -> CheckResult:
 
 
 @when("the Object Lock configuration of the audit bucket is read", target_fixture="check")
-def _(target: Target, s3: Any) -> CheckResult:
-    return check_audit_lock(target.policy, s3)
+def _(target: Target) -> CheckResult:
+    return check_audit_lock(target.policy, target.port("buckets"))
 
 
 @pytest.fixture
-def probe_record(target: Target, s3: Any, evidence: ScenarioRecord) -> Iterator[list[WormProbe]]:
-    """The probe written by the scenario; removed afterwards wherever the store lets us."""
+def probe_record(target: Target, evidence: ScenarioRecord) -> Iterator[list[WormProbe]]:
+    """The probe written by the scenario; removed afterwards where the store lets us."""
     written: list[WormProbe] = []
     yield written
     for probe in written:
-        evidence.details["probe afterwards"] = remove_probe(probe, s3, utcnow())
+        evidence.details["probe afterwards"] = remove_probe(probe, target.port("audit_trail").store)
 
 
 @given("a probe record is written to the audit bucket under its lock", target_fixture="probe")
-def _(target: Target, s3: Any, probe_record: list[WormProbe]) -> WormProbe:
-    probe_record.append(write_probe(target.policy, s3, utcnow()))
+def _(target: Target, probe_record: list[WormProbe], evidence: ScenarioRecord) -> WormProbe | None:
+    if not target.probes_allowed:  # live without --allow-probes: nothing is written
+        evidence.details["probe"] = "not written: probes need --allow-probes; the lock is read instead"
+        return None
+    probe_record.append(write_probe(target.policy, target.port("audit_trail").store, utcnow()))
     return probe_record[-1]
 
 
 @when("someone tries to delete the locked version of the probe record", target_fixture="check")
-def _(probe: WormProbe, s3: Any) -> CheckResult:
-    return check_delete_refused(probe, s3)
+def _(target: Target, probe: WormProbe | None) -> CheckResult:
+    if probe is None:
+        return check_worm_read_only(target.policy, target.port("buckets"), "verification.worm.delete",
+                                    "a locked audit record cannot be deleted")
+    return check_delete_refused(probe, target.port("audit_trail").store, target.emulator_of("audit_trail"))
 
 
 @when("someone tries to shorten the retention of the probe record", target_fixture="check")
-def _(probe: WormProbe, s3: Any) -> CheckResult:
-    return check_shorten_refused(probe, s3, utcnow())
+def _(target: Target, probe: WormProbe | None) -> CheckResult:
+    if probe is None:
+        return check_worm_read_only(target.policy, target.port("buckets"), "verification.worm.shorten",
+                                    "the retention of a locked audit record cannot be shortened")
+    return check_shorten_refused(probe, target.port("audit_trail").store, utcnow(),
+                                 target.emulator_of("audit_trail"))
 
 
 @then("the object store refuses the deletion")
 @then("the object store refuses to shorten it")
 def _(check: CheckResult, evidence: ScenarioRecord, target: Target) -> None:
-    conclude(check, evidence, target.kind)
+    conclude(check, evidence, target.name)

@@ -19,8 +19,9 @@ EMULATOR_START = 10.0  # seconds the emulator may take to listen
 ADAPTER_AGENT = "akko-dr-adapter"  # the User-Agent of the adapters' client: tells their calls apart
 SETUP_AGENT = "akko-dr-test-setup"
 CONTROLLER_TICK = 0.02  # seconds between two looks of a stand-in controller
-RESOURCES = ("velero.io/v1/backups", "velero.io/v1/restores", "batch/v1/jobs", "v1/pods", "v1/secrets",
-             "v1/serviceaccounts", "batch/v1/cronjobs", "apps/v1/deployments", "apps/v1/statefulsets")
+RESOURCES = ("velero.io/v1/backups", "velero.io/v1/restores", "velero.io/v1/schedules", "batch/v1/jobs",
+             "v1/pods", "v1/secrets", "v1/serviceaccounts", "batch/v1/cronjobs", "apps/v1/deployments",
+             "apps/v1/statefulsets")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class Emulator:
         reasons = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
         self.react(kmock.KubernetesError(status=status, reason=reasons[status],
                                          message="SECRET-BODY-TEXT never in a reason"), *criteria)
+
+    def requests(self) -> list[tuple[str, str]]:
+        """Every request answered so far, from any client: (HTTP method, path)."""
+        return [(str(r.method.value).upper(), r.url.path) for r in list(self.emu)]
 
     def calls(self, agent: str = ADAPTER_AGENT) -> list[Call]:
         """What the clients with User-Agent ``agent`` asked for, in order (Kubernetes requests only)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from akko_dr.adapters.s3 import S3BucketInspector
 from akko_dr.backup import KEY_TIME, run_job
 from akko_dr.checks.policy_analysis import check_class_rpo, check_scope_mapped
 from akko_dr.checks.schedule import check_job_ran, check_job_retention, job_window
@@ -151,14 +152,14 @@ def _locked_bucket(sandbox: Sandbox, mode: str, days: int) -> str:
 
 
 def test_the_audit_lock_passes_as_configured(sandbox: Sandbox, policy: Policy) -> None:
-    result = check_audit_lock(policy, sandbox.store.client)
+    result = check_audit_lock(policy, S3BucketInspector(sandbox.store))
     assert result.status == "passed", result.reason
 
 
 def test_a_lock_not_in_compliance_mode_fails(sandbox: Sandbox, policy: Policy) -> None:
     st = policy.storage
     bucket = _locked_bucket(sandbox, "GOVERNANCE", st.audit_lock_retention.days)
-    result = check_audit_lock(_with_storage(policy, audit_bucket=bucket), sandbox.store.client)
+    result = check_audit_lock(_with_storage(policy, audit_bucket=bucket), S3BucketInspector(sandbox.store))
     assert result.status == "failed"
     assert f"lock mode is GOVERNANCE, the policy says {st.audit_lock_mode}" in result.reason, result.reason
 
@@ -167,7 +168,7 @@ def test_a_lock_retention_too_short_fails(sandbox: Sandbox, policy: Policy) -> N
     st = policy.storage
     short = st.audit_lock_retention.days // 2
     bucket = _locked_bucket(sandbox, st.audit_lock_mode, short)
-    result = check_audit_lock(_with_storage(policy, audit_bucket=bucket), sandbox.store.client)
+    result = check_audit_lock(_with_storage(policy, audit_bucket=bucket), S3BucketInspector(sandbox.store))
     assert result.status == "failed"
     assert (f"lock retention {format_duration(timedelta(days=short))} < policy "
             f"{format_duration(st.audit_lock_retention)}") in result.reason, result.reason
@@ -175,7 +176,7 @@ def test_a_lock_retention_too_short_fails(sandbox: Sandbox, policy: Policy) -> N
 
 def test_a_bucket_without_lock_is_not_worm(sandbox: Sandbox, policy: Policy) -> None:
     bucket = _bucket(sandbox, "nolock")
-    result = check_audit_lock(_with_storage(policy, audit_bucket=bucket), sandbox.store.client)
+    result = check_audit_lock(_with_storage(policy, audit_bucket=bucket), S3BucketInspector(sandbox.store))
     assert result.status == "failed" and f"s3://{bucket} is not WORM: no Object Lock" in result.reason
 
 
@@ -185,8 +186,10 @@ def test_an_unlocked_record_that_can_be_deleted_is_not_worm(sandbox: Sandbox, po
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     version = s3.put_object(Bucket=bucket, Key="record", Body=b"audit")["VersionId"]
     probe = WormProbe(bucket, "record", version, policy.storage.audit_lock_mode, utcnow())
-    result = check_delete_refused(probe, s3)
+    result = check_delete_refused(probe, sandbox.store)  # judged as a real store (no emulator named)
     assert result.status == "failed" and "not WORM" in result.reason and "accepted deleting" in result.reason
+    on_emulator = check_delete_refused(probe, sandbox.store, "moto S3 emulator")
+    assert on_emulator.status == "inconclusive" and on_emulator.reason.startswith("inconclusive (emulator)")
 
 
 def test_dump_retention_shorter_than_the_policy_fails(sandbox: Sandbox, policy: Policy) -> None:
@@ -196,7 +199,7 @@ def test_dump_retention_shorter_than_the_policy_fails(sandbox: Sandbox, policy: 
     sandbox.store.client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
         {"ID": "all", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": short}}]})
     result = check_job_retention(_with_storage(policy, backups_bucket=bucket), job, SandboxSource(sandbox),
-                                 sandbox.store.client)
+                                 S3BucketInspector(sandbox.store))
     assert result.status == "failed"
     assert (f"expires after {format_duration(timedelta(days=short))} < policy "
             f"{format_duration(job.retention.cold)}") in result.reason, result.reason
@@ -205,13 +208,13 @@ def test_dump_retention_shorter_than_the_policy_fails(sandbox: Sandbox, policy: 
 def test_dump_retention_not_enforced_fails(sandbox: Sandbox, policy: Policy) -> None:
     job = _pg_job(policy)
     mine = _with_storage(policy, backups_bucket=_bucket(sandbox, "nolifecycle"))
-    result = check_job_retention(mine, job, SandboxSource(sandbox), sandbox.store.client)
+    result = check_job_retention(mine, job, SandboxSource(sandbox), S3BucketInspector(sandbox.store))
     assert result.status == "failed" and "retention not enforced: no lifecycle rule" in result.reason
 
 
 def test_the_sandbox_enforces_dump_retention(sandbox: Sandbox, policy: Policy) -> None:
     job = _pg_job(policy)
-    result = check_job_retention(policy, job, SandboxSource(sandbox), sandbox.store.client)
+    result = check_job_retention(policy, job, SandboxSource(sandbox), S3BucketInspector(sandbox.store))
     assert result.status == "passed", result.reason
 
 

@@ -55,12 +55,14 @@ def test_locked_audit_versions_survive_deletion_but_the_emulator_lets_retention_
     drill.audit.record(AuditEvent(utcnow(), "akko-admin", "login", "worm-test"))
     store, bucket = drill.audit.store, drill.audit.bucket
     before = ransomware.audit_versions(store, bucket)
-    assert ransomware.try_delete(store, bucket, list(before)) == []
+    deletions = ransomware.try_delete(store, bucket, list(before))
+    assert {a.outcome for a in deletions} == {"refused"} and ransomware.worm_verdict(deletions) == ([], [])
     assert ransomware.changed_versions(before, ransomware.audit_versions(store, bucket)) == []
     one = [next(iter(before))]
     shorter = utcnow() + timedelta(days=1)
-    accepted = ransomware.try_shorten(store, bucket, one, policy.storage.audit_lock_mode, shorter)
-    assert accepted == [f"{one[0][0]}@{one[0][1]}"], "moto enforces retention now: drop the known finding"
+    shortened = ransomware.try_shorten(store, bucket, one, policy.storage.audit_lock_mode, shorter)
+    assert ransomware.worm_verdict(shortened)[0] == [f"shortening {one[0][0]}@{one[0][1]}"], (
+        "moto enforces retention now: the emulator gap is gone")
 
 
 def test_the_evidence_bundle_hashes_every_file(target: Target, tmp_path: Path) -> None:

@@ -3,20 +3,18 @@ Kubernetes API emulator on 127.0.0.1 (its own thread and event loop; see STACK-F
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import kmock
 import pytest
 from kubernetes import client
 
 from akko_dr.adapters.kube import KubeCluster, KubeOrchestrator, go_duration
+from akko_dr.adapters.s3 import S3BucketInspector
 from akko_dr.checks.bdd import platform_of
 from akko_dr.checks.schedule import check_job_ran, check_job_retention, check_job_schedule, job_window
 from akko_dr.checks.scope import ScopeContext, check_artefact
@@ -27,30 +25,14 @@ from akko_dr.policy import BackupJob, Policy, format_duration
 from akko_dr.ports import ExportLocation
 from akko_dr.sandbox import Sandbox
 from akko_dr.targetfile import load_target_file, open_live
-
-EMULATOR_START = 10.0  # seconds the emulator may take to listen
+from tests.kube_emulator import emulator
 
 
 @pytest.fixture(scope="module")
 def emulator_url() -> Iterator[str]:
     """kmock serving in a thread of its own; the sync client talks to it from the test thread."""
-    ready, box = threading.Event(), {}
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        async with kmock.KubernetesEmulator() as emu, kmock.Server(emu, host="127.0.0.1") as srv:
-            for resource in ("velero.io/v1/backups", "batch/v1/jobs"):  # empty lists are 404 until declared
-                emu.resources[resource] = {}
-            box.update(url=str(srv.url).rstrip("/"), stop=stop, loop=asyncio.get_running_loop())
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(EMULATOR_START), f"kmock did not listen within {EMULATOR_START}s"
-    yield box["url"]
-    box["loop"].call_soon_threadsafe(box["stop"].set)
-    thread.join(EMULATOR_START)
+    with emulator() as emu:
+        yield emu.url
 
 
 def _api(url: str) -> client.ApiClient:
@@ -65,18 +47,26 @@ def cluster(emulator_url: str) -> KubeCluster:
     return KubeCluster(_api(emulator_url), f"akko-{secrets.token_hex(3)}", f"velero-{secrets.token_hex(3)}")
 
 
-def _cronjob(cluster: KubeCluster, job: BackupJob, schedule: str | None = None, **status: str) -> None:
+def _cronjob(cluster: KubeCluster, job: BackupJob, schedule: str | None = None, spec: dict | None = None,
+             **status: str) -> None:
     batch = client.BatchV1Api(cluster.api)
     template = {"spec": {"template": {"spec": {"containers": [{"name": "dump", "image": "postgres"}],
                                                "restartPolicy": "Never"}}}}
     batch.create_namespaced_cron_job(cluster.namespace, {
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": job.name},
-        "spec": {"schedule": schedule or job.schedule, "jobTemplate": template}})
+        "spec": {"schedule": schedule or job.schedule, "jobTemplate": template, **(spec or {})}})
     if status:
         batch.patch_namespaced_cron_job_status(job.name, cluster.namespace, {"status": status})
 
 
 def _job_run(cluster: KubeCluster, job: BackupJob, name: str, started: str, failed: bool) -> None:
+    condition = {"type": "Failed" if failed else "Complete", "status": "True",
+                 "message": "BackoffLimitExceeded"}
+    _job(cluster, job, name, {"startTime": started, "failed" if failed else "succeeded": 1,
+                              "conditions": [condition]})
+
+
+def _job(cluster: KubeCluster, job: BackupJob, name: str, status: dict) -> None:
     batch = client.BatchV1Api(cluster.api)
     batch.create_namespaced_job(cluster.namespace, {
         "apiVersion": "batch/v1", "kind": "Job",
@@ -84,10 +74,7 @@ def _job_run(cluster: KubeCluster, job: BackupJob, name: str, started: str, fail
             {"apiVersion": "batch/v1", "kind": "CronJob", "name": job.name, "uid": "u"}]},
         "spec": {"template": {"spec": {"containers": [{"name": "d", "image": "d"}],
                                        "restartPolicy": "Never"}}}})
-    condition = {"type": "Failed" if failed else "Complete", "status": "True",
-                 "message": "BackoffLimitExceeded"}
-    batch.patch_namespaced_job_status(name, cluster.namespace, {"status": {
-        "startTime": started, "failed" if failed else "succeeded": 1, "conditions": [condition]}})
+    batch.patch_namespaced_job_status(name, cluster.namespace, {"status": status})
 
 
 def _stamp(delta: timedelta) -> str:
@@ -124,6 +111,47 @@ def test_a_cronjob_whose_last_job_failed_fails(cluster: KubeCluster, policy: Pol
     assert f"{job.name} failed its last run (Job {job.name}-2 failed: BackoffLimitExceeded)" in result.reason
 
 
+def test_a_job_still_retrying_has_not_failed(cluster: KubeCluster, policy: Policy) -> None:
+    job = _cron(policy)
+    _cronjob(cluster, job, lastSuccessfulTime=_stamp(timedelta(minutes=30)))
+    retrying = {"startTime": _stamp(timedelta(minutes=1)), "failed": 2, "active": 1}
+    _job(cluster, job, f"{job.name}-retry", retrying)
+    result = check_job_ran(policy, job, cluster, utcnow())
+    assert result.status == "passed", result.reason
+
+
+def test_failures_with_no_active_pod_have_failed(cluster: KubeCluster, policy: Policy) -> None:
+    job = _cron(policy)
+    _cronjob(cluster, job, lastSuccessfulTime=_stamp(timedelta(minutes=30)))
+    _job(cluster, job, f"{job.name}-dead", {"startTime": _stamp(timedelta(minutes=1)), "failed": 3})
+    result = check_job_ran(policy, job, cluster, utcnow())
+    assert result.status == "failed"
+    assert f"Job {job.name}-dead failed: 3 failed pods, none active" in result.reason, result.reason
+
+
+def test_a_suspended_cronjob_is_a_finding(cluster: KubeCluster, policy: Policy) -> None:
+    job = _cron(policy)
+    _cronjob(cluster, job, spec={"suspend": True}, lastSuccessfulTime=_stamp(timedelta(minutes=3)))
+    result = check_job_schedule(policy, job, cluster, utcnow())
+    assert result.status == "failed" and f"{job.name} is suspended" in result.reason, result.reason
+    assert f"{job.name} is suspended" in check_job_ran(policy, job, cluster, utcnow()).reason
+
+
+def test_the_time_zone_is_part_of_the_schedule(cluster: KubeCluster, policy: Policy) -> None:
+    job = next(j for j in policy.jobs.values() if j.kind == "realm-export")  # once a day: zones matter
+    _cronjob(cluster, job, spec={"timeZone": "America/New_York"})
+    result = check_job_schedule(policy, job, cluster, utcnow())
+    assert result.status == "failed"
+    assert f"scheduled {job.schedule!r} in America/New_York, the policy says {job.schedule!r} in UTC" \
+        in result.reason, result.reason
+
+
+def test_a_schedule_in_the_policys_own_time_zone_passes(cluster: KubeCluster, policy: Policy) -> None:
+    job = next(j for j in policy.jobs.values() if j.kind == "realm-export")
+    _cronjob(cluster, job, spec={"timeZone": "Etc/UTC"})
+    assert check_job_schedule(policy, job, cluster, utcnow()).status == "passed"
+
+
 def test_a_missing_cronjob_fails(cluster: KubeCluster, policy: Policy) -> None:
     job = _cron(policy)
     result = check_job_ran(policy, job, cluster, utcnow())
@@ -142,7 +170,7 @@ def test_a_schedule_is_compared_by_its_fire_times(cluster: KubeCluster, policy: 
     minute, hour, *rest = job.schedule.split()
     step = hour.removeprefix("*/")
     _cronjob(cluster, job, schedule=" ".join([minute, f"0-23/{step}", *rest]))  # same times, other text
-    result = check_job_schedule(job, cluster, utcnow())
+    result = check_job_schedule(policy, job, cluster, utcnow())
     assert result.status == "passed", result.reason
 
 
@@ -150,33 +178,107 @@ def test_another_schedule_fails(cluster: KubeCluster, policy: Policy) -> None:
     job = _cron(policy)
     other = "30 " + " ".join(job.schedule.split()[1:])
     _cronjob(cluster, job, schedule=other)
-    result = check_job_schedule(job, cluster, utcnow())
+    result = check_job_schedule(policy, job, cluster, utcnow())
     assert result.status == "failed" and f"scheduled {other!r}, the policy says" in result.reason
 
 
-def _velero_backup(cluster: KubeCluster, name: str, phase: str, completed: str | None, ttl: str) -> None:
-    status = {"phase": phase} | ({"completionTimestamp": completed} if completed else {})
+def _velero_backup(cluster: KubeCluster, name: str, phase: str, completed: str | None, ttl: str,
+                   schedule: str = "akko-velero-ns-akko", namespaces: tuple[str, ...] = ("akko",),
+                   errors: int = 0) -> None:
+    status = {"phase": phase, "errors": errors, "warnings": 1} | (
+        {"completionTimestamp": completed, "startTimestamp": completed} if completed else {})
+    labels = {"velero.io/schedule-name": schedule} if schedule else {}
     client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
         "velero.io", "v1", cluster.velero_namespace, "backups",
-        {"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name},
-         "spec": {"ttl": ttl}, "status": status})
+        {"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name, "labels": labels},
+         "spec": {"ttl": ttl, "includedNamespaces": list(namespaces)}, "status": status})
+
+
+def _velero_schedule(cluster: KubeCluster, job: BackupJob, paused: bool = False, ttl: str = "720h0m0s",
+                     phase: str = "Enabled") -> None:
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        "velero.io", "v1", cluster.velero_namespace, "schedules",
+        {"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": job.name},
+         "spec": {"schedule": job.schedule, "paused": paused,
+                  "template": {"ttl": ttl, "includedNamespaces": ["akko"]}},
+         "status": {"phase": phase, "lastBackup": _stamp(timedelta(hours=1))}})
 
 
 def _velero_job(policy: Policy) -> BackupJob:
     return next(j for j in policy.jobs.values() if j.kind == "velero")
 
 
+def _ttl(job: BackupJob) -> str:
+    return f"{int(job.retention.cold.total_seconds() // 3600)}h0m0s"
+
+
 def test_the_newest_completed_velero_backup_is_judged(cluster: KubeCluster, policy: Policy) -> None:
     job = _velero_job(policy)
-    ttl = f"{int(job.retention.cold.total_seconds() // 3600)}h0m0s"
+    ttl = _ttl(job)
     too_old = _stamp(job.interval() + policy.schedule_tolerance + timedelta(hours=2))
-    _velero_backup(cluster, "akko-old", "Completed", too_old, ttl)
+    _velero_backup(cluster, "akko-failed", "PartiallyFailed", too_old, ttl, errors=2)  # before the newest
+    _velero_backup(cluster, "akko-old", "Completed", _stamp(job.interval()), ttl)
     _velero_backup(cluster, "akko-new", "Completed", _stamp(timedelta(hours=1)), ttl)
-    _velero_backup(cluster, "akko-failed", "PartiallyFailed", _stamp(timedelta(0)), ttl)
     result = check_velero(policy, cluster, utcnow())
     assert result.status == "passed" and result.measured["backup"] == "akko-new", result.reason
-    retention = check_job_retention(policy, job, cluster, s3=None)
+    retention = check_job_retention(policy, job, cluster, None)
     assert retention.status == "passed", retention.reason
+
+
+def test_failed_velero_backups_since_the_newest_are_findings_with_counts(cluster: KubeCluster,
+                                                                         policy: Policy) -> None:
+    ttl = _ttl(_velero_job(policy))
+    _velero_backup(cluster, "akko-good", "Completed", _stamp(timedelta(hours=3)), ttl)
+    _velero_backup(cluster, "akko-partial", "PartiallyFailed", _stamp(timedelta(hours=2)), ttl, errors=3)
+    _velero_backup(cluster, "akko-broken", "Failed", _stamp(timedelta(hours=1)), ttl, errors=1)
+    result = check_velero(policy, cluster, utcnow())
+    assert result.status == "failed", result.reason
+    assert "Velero backup akko-partial PartiallyFailed (3 errors, 1 warnings)" in result.reason, result.reason
+    assert "Velero backup akko-broken Failed (1 errors, 1 warnings)" in result.reason, result.reason
+
+
+def test_only_the_policys_schedule_and_namespace_count(cluster: KubeCluster, policy: Policy) -> None:
+    """A manual backup of another namespace, or another schedule's, never makes the check pass."""
+    ttl = _ttl(_velero_job(policy))
+    _velero_backup(cluster, "manual-kube-system", "Completed", _stamp(timedelta(hours=1)), "24h0m0s",
+                   schedule="", namespaces=("kube-system",))
+    _velero_backup(cluster, "other-schedule", "Completed", _stamp(timedelta(hours=1)), ttl, schedule="other")
+    _velero_backup(cluster, "our-schedule-other-ns", "Completed", _stamp(timedelta(hours=1)), ttl,
+                   namespaces=("kube-system",))
+    result = check_velero(policy, cluster, utcnow())
+    assert result.status == "failed" and "no Velero backup of schedule akko-velero-ns-akko including " \
+        "namespace akko in phase Completed" in result.reason, result.reason
+    _velero_backup(cluster, "all-namespaces", "Completed", _stamp(timedelta(hours=1)), ttl, namespaces=("*",))
+    assert check_velero(policy, cluster, utcnow()).measured["backup"] == "all-namespaces"
+
+
+def test_the_velero_job_is_read_from_its_schedule(cluster: KubeCluster, policy: Policy) -> None:
+    job = _velero_job(policy)
+    missing = check_job_schedule(policy, job, cluster, utcnow())
+    assert missing.status == "failed" and f"no Velero Schedule named {job.name}" in missing.reason
+    _velero_schedule(cluster, job)
+    _velero_backup(cluster, "akko-new", "Completed", _stamp(timedelta(hours=1)), _ttl(job))
+    assert check_job_schedule(policy, job, cluster, utcnow()).status == "passed"
+    ran = check_job_ran(policy, job, cluster, utcnow())
+    assert ran.status == "passed", ran.reason
+
+
+def test_a_velero_schedule_velero_did_not_accept_is_a_finding(cluster: KubeCluster, policy: Policy) -> None:
+    job = _velero_job(policy)
+    _velero_schedule(cluster, job, phase="FailedValidation")
+    result = check_job_schedule(policy, job, cluster, utcnow())
+    assert result.status == "failed"
+    assert f"Velero Schedule {job.name} is in phase FailedValidation, not Enabled" in result.reason
+
+
+def test_a_paused_velero_schedule_is_a_finding(cluster: KubeCluster, policy: Policy) -> None:
+    job = _velero_job(policy)
+    _velero_schedule(cluster, job, paused=True, ttl="24h0m0s")
+    result = check_job_schedule(policy, job, cluster, utcnow())
+    assert result.status == "failed" and f"{job.name} is paused" in result.reason, result.reason
+    retention = check_job_retention(policy, job, cluster, None)
+    assert retention.status == "failed"
+    assert f"Velero Schedule {job.name} expires after 1d < policy" in retention.reason, retention.reason
 
 
 def test_a_stale_velero_backup_fails(cluster: KubeCluster, policy: Policy) -> None:
@@ -185,14 +287,14 @@ def test_a_stale_velero_backup_fails(cluster: KubeCluster, policy: Policy) -> No
     _velero_backup(cluster, "akko-old", "Completed", too_old, "1h")
     result = check_velero(policy, cluster, utcnow())
     assert result.status == "failed" and "Velero backup akko-old is" in result.reason, result.reason
-    retention = check_job_retention(policy, job, cluster, s3=None)
+    retention = check_job_retention(policy, job, cluster, None)
     assert retention.status == "failed"
     assert f"expires after 1h < policy {format_duration(job.retention.cold)}" in retention.reason
 
 
 def test_no_velero_backup_fails(cluster: KubeCluster, policy: Policy) -> None:
     result = check_velero(policy, cluster, utcnow())
-    assert result.status == "failed" and "no Velero backup in phase Completed" in result.reason
+    assert result.status == "failed" and "no Velero backup of schedule" in result.reason
 
 
 def test_the_orchestrator_scales_a_deployment_and_reads_ready_replicas(cluster: KubeCluster) -> None:
@@ -329,12 +431,12 @@ def test_realm_export_retention_is_read_from_lifecycle_rules(cluster: KubeCluste
                                                              policy: Policy) -> None:
     job = _realm_job(policy)
     live = _exports_cluster(cluster, sandbox)
-    s3 = sandbox.store.client
-    assert check_job_retention(policy, job, live, s3).status == "failed"
+    s3, buckets = sandbox.store.client, S3BucketInspector(sandbox.store)
+    assert check_job_retention(policy, job, live, buckets).status == "failed"
     s3.put_bucket_lifecycle_configuration(Bucket=live.realm_exports.bucket, LifecycleConfiguration={"Rules": [
         {"ID": "realm", "Status": "Enabled", "Filter": {"Prefix": "keycloak/"},
          "Expiration": {"Days": job.retention.cold.days}}]})
-    result = check_job_retention(policy, job, live, s3)
+    result = check_job_retention(policy, job, live, buckets)
     assert result.status == "passed", result.reason
 
 

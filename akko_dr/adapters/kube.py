@@ -1,4 +1,4 @@
-"""Kubernetes adapter (official client): read-only checks of CronJobs, Jobs and Velero Backups,
+"""Kubernetes adapter (official client): read-only checks of CronJobs, Jobs, Velero Backups and Schedules,
 and the live orchestrator (scale a Deployment, count its ready replicas)."""
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from urllib3.exceptions import HTTPError
 
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.policy import BackupJob
-from akko_dr.ports import ExportLocation, JobStatus, VeleroBackup
+from akko_dr.ports import ExportLocation, JobStatus, VeleroBackup, VeleroSchedule
 
 T = TypeVar("T")
 _GO_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 VELERO = ("velero.io", "v1", "backups")
+VELERO_SCHEDULES = ("velero.io", "v1", "schedules")
+SCHEDULE_LABEL = "velero.io/schedule-name"
 
 
 def go_duration(text: str | None) -> timedelta | None:
@@ -93,17 +95,24 @@ class KubeCluster:
         failed, error = _job_failure(last) if last else (False, "")
         return JobStatus(job.name, found=True, schedule=cronjob.spec.schedule,
                          last_success=status.last_successful_time, last_run=status.last_schedule_time,
-                         last_failed=failed, last_error=error)
+                         last_failed=failed, last_error=error, suspended=bool(cronjob.spec.suspend),
+                         time_zone=cronjob.spec.time_zone)
 
     def no_velero(self) -> str | None:
         return None
 
-    def velero_backups(self) -> list[VeleroBackup]:
-        group, version, plural = VELERO
-        listing = self.call(f"listing Velero backups in {self.velero_namespace}",
+    def _velero_items(self, resource: tuple[str, str, str]) -> list[dict[str, Any]]:
+        group, version, plural = resource
+        listing = self.call(f"listing Velero {plural} in {self.velero_namespace}",
                             self._custom.list_namespaced_custom_object, group, version,
                             self.velero_namespace, plural)
-        return [_velero(item) for item in listing.get("items", [])]
+        return listing.get("items", [])
+
+    def velero_backups(self) -> list[VeleroBackup]:
+        return [_velero(item) for item in self._velero_items(VELERO)]
+
+    def velero_schedules(self) -> list[VeleroSchedule]:
+        return [_velero_schedule(item) for item in self._velero_items(VELERO_SCHEDULES)]
 
     def secret(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, decoded; the value is never logged."""
@@ -114,20 +123,45 @@ class KubeCluster:
         return base64.b64decode(secret.data[key]).decode()
 
 
+_FAILED = ("Failed", "FailureTarget")
+_DONE = ("Complete", "SuccessCriteriaMet")
+
+
 def _job_failure(job: client.V1Job) -> tuple[bool, str]:
+    """Failed: a Failed (or FailureTarget) condition, or failures with no pod active and none succeeded.
+    A Job still retrying (an active pod after a failed one) has not failed."""
     status = job.status
-    failed = [c for c in status.conditions or [] if c.type == "Failed" and c.status == "True"]
-    if failed or (status.failed and not status.succeeded):
-        message = failed[0].message or failed[0].reason if failed else ""
+    true = [c for c in status.conditions or [] if c.status == "True"]
+    failed = [c for c in true if c.type in _FAILED]
+    if failed:
+        message = failed[0].message or failed[0].reason
         return True, f"Job {job.metadata.name} failed" + (f": {message}" if message else "")
+    done = any(c.type in _DONE for c in true)
+    if status.failed and not status.active and not status.succeeded and not done:
+        return True, f"Job {job.metadata.name} failed: {status.failed} failed pods, none active"
     return False, ""
 
 
 def _velero(item: dict[str, Any]) -> VeleroBackup:
     status, spec = item.get("status") or {}, item.get("spec") or {}
-    return VeleroBackup(name=item.get("metadata", {}).get("name", "?"), phase=status.get("phase", ""),
+    metadata = item.get("metadata") or {}
+    return VeleroBackup(name=metadata.get("name", "?"), phase=status.get("phase", ""),
                         completed_at=_time(status.get("completionTimestamp")),
-                        ttl=go_duration(spec.get("ttl")))
+                        ttl=go_duration(spec.get("ttl")),
+                        schedule=(metadata.get("labels") or {}).get(SCHEDULE_LABEL),
+                        namespaces=tuple(spec.get("includedNamespaces") or ()),
+                        errors=int(status.get("errors") or 0), warnings=int(status.get("warnings") or 0),
+                        started_at=_time(status.get("startTimestamp")))
+
+
+def _velero_schedule(item: dict[str, Any]) -> VeleroSchedule:
+    status, spec = item.get("status") or {}, item.get("spec") or {}
+    template = spec.get("template") or {}
+    name = (item.get("metadata") or {}).get("name", "?")
+    return VeleroSchedule(name=name, schedule=spec.get("schedule", ""),
+                          paused=bool(spec.get("paused")), phase=status.get("phase", ""),
+                          last_backup=_time(status.get("lastBackup")), ttl=go_duration(template.get("ttl")),
+                          namespaces=tuple(template.get("includedNamespaces") or ()))
 
 
 class KubeOrchestrator:

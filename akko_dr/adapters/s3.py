@@ -9,8 +9,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from akko_dr.errors import DrillError, TargetUnavailable
-from akko_dr.ports import BucketLock, StoredObject
+from akko_dr.errors import TargetUnavailable
+from akko_dr.ports import BucketLock, StoredObject, StoreRefused
 
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempts": 2, "mode": "standard"},
                  s3={"addressing_style": "path"})
@@ -34,10 +34,10 @@ class S3ObjectStore:
         except EndpointConnectionError:
             raise TargetUnavailable(f"object store unreachable at {self.endpoint} ({what})") from None
         except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "Error")
-            raise DrillError(f"object store refused {what}: {code}") from None
+            raise refusal(what, err) from None
         except BotoCoreError as err:
-            raise TargetUnavailable(f"object store error at {self.endpoint} ({what}): {err}") from None
+            raise TargetUnavailable(f"object store error at {self.endpoint} ({what}): "
+                                    f"{type(err).__name__}") from None
 
     def put(self, bucket: str, key: str, path: Path, metadata: dict[str, str] | None = None) -> None:
         with open(path, "rb") as body:
@@ -92,6 +92,12 @@ class S3ObjectStore:
                    Bucket=bucket, Key=key, VersionId=version,
                    Retention={"Mode": mode, "RetainUntilDate": until})
 
+    def put_locked(self, bucket: str, key: str, body: bytes, mode: str, until: datetime) -> str:
+        """Write ``body`` locked in ``mode`` until ``until`` (its own retain-until date); its version id."""
+        reply = self._call(f"put locked s3://{bucket}/{key}", self.client.put_object, Bucket=bucket, Key=key,
+                           Body=body, ObjectLockMode=mode, ObjectLockRetainUntilDate=until)
+        return reply.get("VersionId", "")
+
     def list(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         out: list[StoredObject] = []
         token: dict[str, str] = {}
@@ -103,6 +109,14 @@ class S3ObjectStore:
             if not page.get("IsTruncated"):
                 return out
             token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+def refusal(what: str, err: ClientError) -> StoreRefused:
+    """The store's error answer as a StoreRefused: code, message and HTTP status (never credentials)."""
+    error = err.response.get("Error", {})
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    message = " ".join(str(error.get("Message", "")).split())
+    return StoreRefused(what, str(error.get("Code", "Error")), message, int(status or 0))
 
 
 _NO_LOCK = ("ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound")
@@ -122,7 +136,7 @@ class S3BucketInspector:
             code = err.response.get("Error", {}).get("Code", "Error")
             if code in absent:
                 return None
-            raise DrillError(f"object store refused {what}: {code}") from None
+            raise refusal(what, err) from None
         except BotoCoreError as err:
             raise TargetUnavailable(f"object store error ({what}): {type(err).__name__}") from None
 

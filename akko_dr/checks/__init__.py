@@ -11,7 +11,7 @@ from typing import Literal
 
 from akko_dr.policy import format_duration
 
-Status = Literal["passed", "failed", "not-applicable", "uncovered"]
+Status = Literal["passed", "failed", "not-applicable", "uncovered", "inconclusive"]
 
 # Harness settings, not playbook figures (the policy file has no key for them yet); stated in verdicts.
 
@@ -51,6 +51,12 @@ def not_applicable(id: str, title: str, reason: str, refs: tuple[str, ...] = ())
 
 def uncovered(id: str, title: str, reason: str, refs: tuple[str, ...] = ()) -> CheckResult:
     return CheckResult(id, title, "uncovered", reason, {}, refs)
+
+
+def inconclusive(id: str, title: str, reason: str, refs: tuple[str, ...] = (),
+                 **measured: object) -> CheckResult:
+    """The check ran, but its answer rests on an emulator or proves nothing either way."""
+    return CheckResult(id, title, "inconclusive", reason, measured, refs)
 
 
 def age_text(age: timedelta) -> str:

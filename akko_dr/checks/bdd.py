@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 
 import pytest
 
 from akko_dr.checks import CheckResult
-from akko_dr.errors import DrillError
+from akko_dr.errors import Inconclusive
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.ports import PlatformSource
 from akko_dr.targets import Target
@@ -18,22 +20,36 @@ def platform_of(target: Target) -> PlatformSource:
     return target.port("source")
 
 
-def s3_client(target: Target) -> Any:
-    """The boto3 client of the target's object store (Object Lock and lifecycle questions)."""
-    s3 = getattr(target.store, "client", None)
-    if s3 is None:
-        raise DrillError(f"the {target.kind} target's object store offers no S3 API client")
-    return s3
+def ready_for_checks(target: Target, evidence: ScenarioRecord) -> None:
+    """A check's own precondition: the target as it is (the sandbox undoes damage an earlier scenario
+    left). Nothing else: each check reaches only the parts it judges."""
+    if target.heal and (healed := target.heal()):
+        evidence.details["re-seeded before the scenario"] = healed
+
+
+def progress_to_console(evidence: ScenarioRecord, config: pytest.Config) -> Callable[[str], None]:
+    """Where a waiting probe reports: the console (past pytest's capture) and the evidence."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        evidence.details.setdefault("progress", []).append(line)
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            print(f"  … {line}", file=sys.stderr, flush=True)
+
+    return say
 
 
 def conclude(result: CheckResult, evidence: ScenarioRecord, where: str) -> None:
-    """Record the result; skip when not applicable, fail with the reason when failed or uncovered."""
+    """Record the result; skip when not applicable, a coverage gap when inconclusive, fail with the reason
+    when failed or uncovered."""
     evidence.details.setdefault("checks", []).append(f"{result.id}: {result.status}")
     evidence.details.update({k: v for k, v in result.measured.items()})
     evidence.details["refs"] = list(result.refs)
     evidence.verdicts.append(f"{result.status}: {result.reason}")
     if result.status == "not-applicable":
         pytest.skip(f"not applicable on the {where} target: {result.reason}")
+    if result.status == "inconclusive":
+        raise Inconclusive(result.reason)
     if result.status == "uncovered":
         raise AssertionError(f"uncovered (no check can judge it here): {result.reason}")
     assert result.ok, result.reason

@@ -5,21 +5,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from akko_dr.backup import KEY_TIME
-from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
-from akko_dr.checks.storage import bucket_lock, lock_problems, lock_text, refused, s3_call
-from akko_dr.checks.velero import newest_completed
+from akko_dr.checks import CheckResult, age_text, inconclusive, not_applicable, result, uncovered
+from akko_dr.checks.storage import lock_problems, lock_text
+from akko_dr.checks.velero import failed_since, failure_text, newest_completed, of_schedule
+from akko_dr.errors import DrillError
 from akko_dr.policy import Policy, format_duration
-from akko_dr.ports import ObjectStore, PlatformSource
+from akko_dr.ports import BucketInspector, Database, ObjectStore, PlatformSource, VersionedObjectStore
+from akko_dr.worm import Attempt, attempt
 
 REFS_DUMPS = ("playbook: Verification commands — most recent PG dump is < 4 h old", "DORA Art. 12(1)")
+REFS_DATABASES = ("playbook: Scope", "DORA Art. 12(1)")
 REFS_VELERO = ("playbook: Verification commands — Velero has a recent successful backup", "DORA Art. 12(1)")
 REFS_WORM = ("playbook: Verification commands — audit trail immutability (WORM)",
              "playbook: Drill 3 — COMPLIANCE mode, 365 d", "DORA Art. 12(3)")
-PROBE_HOLD = timedelta(days=1)  # how long a WORM probe record stays locked on a store that holds the lock
-PROBE_PREFIX = "dr-probe/"
+PROBE_HOLD = timedelta(days=1)  # a WORM probe's own retain-until: the shortest a COMPLIANCE lock takes
+PROBE_PREFIX = "dr-probe/"  # every object the checks write (WORM probes, replication canaries) sits here
+PROBE_BODY = b"AKKO DR WORM probe: locked for a day to prove the lock refuses deleting it"
+READ_ONLY_WORM = "read-only: the Object Lock configuration (writing a probe record needs --allow-probes)"
+PROBE_METHOD = f"probe record under {PROBE_PREFIX}, locked for {format_duration(PROBE_HOLD)}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,19 @@ def judge_dump(policy: Policy, name: str, dump: Dump | None,
     return None, figures
 
 
+def check_databases_present(policy: Policy, db: Database) -> CheckResult:
+    """Every database of the policy is on the target's PostgreSQL server: one finding names all missing."""
+    cid, title = "verification.databases", "every database of the policy is on the server"
+    try:
+        have = set(db.databases())
+    except DrillError as err:
+        return result(cid, title, [f"the PostgreSQL server could not be read: {err}"], "", REFS_DATABASES)
+    missing = [name for name in policy.databases if name not in have]
+    problems = [f"{', '.join(missing)} missing on the PostgreSQL server"] if missing else []
+    return result(cid, title, problems, f"all {len(policy.databases)} databases of the policy are present",
+                  REFS_DATABASES, missing=missing)
+
+
 def check_dump_freshness(policy: Policy, store: ObjectStore, now: datetime) -> CheckResult:
     """The newest dump of every database is younger than its job's interval plus the tolerance."""
     tolerance = policy.schedule_tolerance
@@ -91,33 +109,41 @@ def check_dump_freshness(policy: Policy, store: ObjectStore, now: datetime) -> C
 
 
 def check_velero(policy: Policy, source: PlatformSource, now: datetime) -> CheckResult:
-    """The newest Completed Velero backup is younger than the Velero job's interval plus the tolerance."""
+    """The newest Completed backup of the policy's Velero Schedule (including its namespace) is recent,
+    and no backup of that Schedule failed since."""
     tolerance = policy.schedule_tolerance
     cid, title = "verification.velero", "the newest completed Velero backup is recent"
     jobs = [j for j in policy.jobs.values() if j.kind == "velero"]
     if not jobs:
         return uncovered(cid, title, "the policy has no Velero job to judge the backups by", REFS_VELERO)
-    job = jobs[0]
+    job, ns = jobs[0], policy.namespace
     if reason := source.no_velero():
         return not_applicable(cid, title, reason, REFS_VELERO)
-    newest = newest_completed(source.velero_backups())
+    listed = source.velero_backups()
+    backups = of_schedule(listed, job.name, ns)
+    newest = newest_completed(backups)
+    problems = [failure_text(b) for b in failed_since(backups, newest)]
+    figures: dict[str, object] = {"job": job.name, "namespace": ns, "limit": format_duration(job.interval()),
+                                  "counted": f"{len(backups)} of {len(listed)} backups (schedule {job.name}, "
+                                             f"namespace {ns})"}
     if newest is None or newest.completed_at is None:
-        return result(cid, title, [f"no Velero backup in phase Completed ({job.name})"], "", REFS_VELERO)
+        problems.insert(0, f"no Velero backup of schedule {job.name} including namespace {ns} "
+                           "in phase Completed")
+        return result(cid, title, problems, "", REFS_VELERO, **figures)
     age, limit = now - newest.completed_at, job.interval()
-    figures = {"backup": newest.name, "completed": newest.completed_at.isoformat(), "age": age_text(age),
-               "age_seconds": round(age.total_seconds()), "limit": format_duration(limit), "job": job.name}
-    problems = []
+    figures |= {"backup": newest.name, "completed": newest.completed_at.isoformat(), "age": age_text(age),
+                "age_seconds": round(age.total_seconds())}
     if age > limit + tolerance:
-        problems.append(f"Velero backup {newest.name} is {age_text(age)} old > {format_duration(limit)} "
-                        f"+ tolerance {format_duration(tolerance)} ({job.name})")
+        problems.insert(0, f"Velero backup {newest.name} is {age_text(age)} old > {format_duration(limit)} "
+                           f"+ tolerance {format_duration(tolerance)} ({job.name})")
     verdict = f"Velero backup {newest.name} completed {age_text(age)} ago <= {format_duration(limit)}"
     return result(cid, title, problems, verdict, REFS_VELERO, **figures)
 
 
-def check_audit_lock(policy: Policy, s3: Any) -> CheckResult:
+def check_audit_lock(policy: Policy, buckets: BucketInspector) -> CheckResult:
     """The audit bucket's Object Lock is in the policy's mode with at least the policy's retention."""
     st = policy.storage
-    lock = bucket_lock(s3, st.audit_bucket)
+    lock = buckets.lock(st.audit_bucket)
     problems = lock_problems(st.audit_bucket, lock, st.audit_lock_mode, st.audit_lock_retention)
     wanted = f"{st.audit_lock_mode}, {format_duration(st.audit_lock_retention)}"
     verdict = f"s3://{st.audit_bucket} is locked {lock_text(lock)} (policy: {wanted})"
@@ -137,50 +163,86 @@ class WormProbe:
     retain_until: datetime
 
 
-def write_probe(policy: Policy, s3: Any, now: datetime, hold: timedelta = PROBE_HOLD) -> WormProbe:
-    """Write a probe record locked in the policy's mode until ``now + hold``."""
+def write_probe(policy: Policy, store: VersionedObjectStore, now: datetime,
+                hold: timedelta = PROBE_HOLD) -> WormProbe:
+    """Write a probe record under the probe prefix, locked in the policy's mode until ``now + hold``."""
     st = policy.storage
     key = f"{PROBE_PREFIX}worm-{now:%Y%m%dT%H%M%S%fZ}"
     until = now + hold
-    reply = s3_call(f"writing a probe record to {st.audit_bucket}", s3.put_object, Bucket=st.audit_bucket,
-                    Key=key, Body=b"AKKO DR WORM probe: this record must not be deletable until retained",
-                    ObjectLockMode=st.audit_lock_mode, ObjectLockRetainUntilDate=until)
-    return WormProbe(st.audit_bucket, key, reply.get("VersionId", ""), st.audit_lock_mode, until)
+    version = store.put_locked(st.audit_bucket, key, PROBE_BODY, st.audit_lock_mode, until)
+    return WormProbe(st.audit_bucket, key, version, st.audit_lock_mode, until)
 
 
 def _probe_figures(probe: WormProbe) -> dict[str, object]:
     return {"bucket": probe.bucket, "probe": probe.key, "version": probe.version_id, "mode": probe.mode,
-            "retained until": probe.retain_until.isoformat()}
+            "retained until": probe.retain_until.isoformat(), "method": PROBE_METHOD}
 
 
-def check_delete_refused(probe: WormProbe, s3: Any) -> CheckResult:
-    """Deleting the locked version of the probe is refused by the store."""
-    code = refused(s3.delete_object, Bucket=probe.bucket, Key=probe.key, VersionId=probe.version_id)
-    problems = [] if code else [f"not WORM: s3://{probe.bucket} accepted deleting locked version "
-                                f"{probe.version_id} of {probe.key}"]
-    return result("verification.worm.delete", "a locked audit record cannot be deleted", problems,
-                  f"deleting a locked version was refused ({code})", REFS_WORM,
-                  **_probe_figures(probe), **{"delete attempt": f"refused: {code}" if code else "accepted"})
+def worm_verdict(cid: str, title: str, probe: WormProbe, tried: Attempt,
+                 emulator: str | None) -> CheckResult:
+    """Passed only when the lock refused; an emulator's or an ambiguous answer is inconclusive."""
+    figures = _probe_figures(probe) | {"attempt": tried.line()}
+    if emulator:
+        return inconclusive(cid, title, f"inconclusive (emulator): {tried.line()} on the {emulator}, whose "
+                            "Object Lock is not the real store's: this proves nothing about WORM",
+                            REFS_WORM, **figures)
+    if tried.outcome == "inconclusive":
+        return inconclusive(cid, title, f"inconclusive: {tried.line()}", REFS_WORM, **figures)
+    accepted = tried.outcome == "accepted"
+    problems = [f"not WORM: s3://{probe.bucket} accepted {tried.action}"] if accepted else []
+    return result(cid, title, problems, f"{tried.action} was refused by the lock ({tried.answer})",
+                  REFS_WORM, **figures)
 
 
-def check_shorten_refused(probe: WormProbe, s3: Any, now: datetime) -> CheckResult:
-    """Shortening the probe's retention (to now) is refused by the store."""
-    retention = {"Mode": probe.mode, "RetainUntilDate": now}
-    code = refused(s3.put_object_retention, Bucket=probe.bucket, Key=probe.key, VersionId=probe.version_id,
-                   Retention=retention)
-    problems = [] if code else [f"not WORM: s3://{probe.bucket} accepted shortening the {probe.mode} "
-                                f"retention of {probe.key} from {probe.retain_until:%Y-%m-%d %H:%M}Z to now"]
-    return result("verification.worm.shorten", "the retention of a locked audit record cannot be shortened",
-                  problems, f"shortening a {probe.mode} retention was refused ({code})", REFS_WORM,
-                  **_probe_figures(probe), **{"shorten attempt": f"refused: {code}" if code else "accepted"})
+def check_delete_refused(probe: WormProbe, store: VersionedObjectStore,
+                         emulator: str | None = None) -> CheckResult:
+    """Deleting the locked version of the probe is refused because of the lock."""
+    tried = attempt(f"deleting locked version {probe.version_id} of {probe.key}",
+                    lambda: store.delete_version(probe.bucket, probe.key, probe.version_id))
+    return worm_verdict("verification.worm.delete", "a locked audit record cannot be deleted", probe, tried,
+                        emulator)
 
 
-def remove_probe(probe: WormProbe, s3: Any, now: datetime) -> str:
-    """Remove the probe where the store lets us; what happened, for the evidence."""
-    if not refused(s3.delete_object, Bucket=probe.bucket, Key=probe.key, VersionId=probe.version_id):
+def check_shorten_refused(probe: WormProbe, store: VersionedObjectStore, now: datetime,
+                          emulator: str | None = None) -> CheckResult:
+    """Shortening the probe's retention is refused because of the lock. The shorter date is still in the
+    future: a date in the past is a malformed request (MinIO: MalformedXML), which proves nothing."""
+    shorter = now + (probe.retain_until - now) / 2
+    tried = attempt(f"shortening the {probe.mode} retention of {probe.key} from "
+                    f"{probe.retain_until:%Y-%m-%d %H:%M}Z to {shorter:%Y-%m-%d %H:%M}Z",
+                    lambda: store.set_retention(probe.bucket, probe.key, probe.version_id, probe.mode,
+                                                shorter))
+    return worm_verdict("verification.worm.shorten",
+                        "the retention of a locked audit record cannot be shortened", probe, tried, emulator)
+
+
+PLAN_KEY = "plan (not executed: probes need --allow-probes)"
+
+
+def worm_probe_plan(policy: Policy) -> list[str]:
+    """The writes a WORM probe makes, for the plan of a run without the probe opt-in."""
+    st = policy.storage
+    key = f"s3://{st.audit_bucket}/{PROBE_PREFIX}worm-<time>"
+    return [f"PUT {key}, locked {st.audit_lock_mode} until {format_duration(PROBE_HOLD)} later",
+            "DELETE its locked version (must be refused by the lock)",
+            "PUT a shorter retention on it (must be refused by the lock)",
+            "DELETE it afterwards where the store lets us"]
+
+
+def check_worm_read_only(policy: Policy, buckets: BucketInspector, cid: str, title: str) -> CheckResult:
+    """Without probes: a lock not configured as the policy says is a finding; a good one proves no refusal."""
+    lock = check_audit_lock(policy, buckets)
+    figures = {**lock.measured, "method": READ_ONLY_WORM, PLAN_KEY: worm_probe_plan(policy)}
+    if lock.status != "passed":
+        return CheckResult(cid, title, lock.status, lock.reason, figures, REFS_WORM)
+    return inconclusive(cid, title, f"inconclusive (read-only): {lock.reason}; only a refused write on a "
+                        "probe record proves the lock holds (--allow-probes)", REFS_WORM, **figures)
+
+
+def remove_probe(probe: WormProbe, store: VersionedObjectStore) -> str:
+    """Delete the probe where the store lets us; a store that holds the lock keeps it a day."""
+    tried = attempt(f"removing probe {probe.key}",
+                    lambda: store.delete_version(probe.bucket, probe.key, probe.version_id))
+    if tried.outcome == "accepted":
         return f"probe {probe.key} removed"
-    refused(s3.put_object_retention, Bucket=probe.bucket, Key=probe.key, VersionId=probe.version_id,
-            Retention={"Mode": probe.mode, "RetainUntilDate": now})
-    if not refused(s3.delete_object, Bucket=probe.bucket, Key=probe.key, VersionId=probe.version_id):
-        return f"probe {probe.key} removed after its lock was shortened (the store is not WORM)"
-    return f"probe {probe.key} kept by the lock until {probe.retain_until:%Y-%m-%d %H:%M}Z"
+    return f"probe {probe.key} kept until {probe.retain_until:%Y-%m-%d %H:%M}Z ({tried.answer})"

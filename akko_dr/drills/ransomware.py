@@ -22,6 +22,7 @@ from akko_dr.measure import Measurement, utcnow
 from akko_dr.policy import parse_duration
 from akko_dr.ports import AuditEvent, AuditTrail, IdentityProvider, VersionedObjectStore
 from akko_dr.targets import Target
+from akko_dr.worm import Attempt, attempt
 
 AUDIT_PREFIX = "audit/"
 
@@ -218,29 +219,25 @@ def audit_versions(store: VersionedObjectStore, bucket: str,
     return {(k, v): sha256(store.read_version(bucket, k, v)) for k, v in store.versions(bucket, prefix)}
 
 
-def try_delete(attacker: VersionedObjectStore, bucket: str, versions: list[Version]) -> list[str]:
-    """Try to delete each version as the attacker; return the ones the store accepted to delete."""
-    accepted = []
-    for key, version in versions:
-        try:
-            attacker.delete_version(bucket, key, version)
-            accepted.append(f"{key}@{version}")
-        except DrillError:
-            pass
-    return accepted
+def try_delete(attacker: VersionedObjectStore, bucket: str, versions: list[Version]) -> list[Attempt]:
+    """Try to delete each version as the attacker; each answer classified (only a lock refusal counts)."""
+    return [attempt(f"deleting {key}@{version}",
+                    lambda k=key, v=version: attacker.delete_version(bucket, k, v))
+            for key, version in versions]
 
 
 def try_shorten(attacker: VersionedObjectStore, bucket: str, versions: list[Version], mode: str,
-                until: datetime) -> list[str]:
-    """Try to move each version's retention to ``until`` as the attacker; return those accepted."""
-    accepted = []
-    for key, version in versions:
-        try:
-            attacker.set_retention(bucket, key, version, mode, until)
-            accepted.append(f"{key}@{version}")
-        except DrillError:
-            pass
-    return accepted
+                until: datetime) -> list[Attempt]:
+    """Try to move each version's retention to ``until`` as the attacker; each answer classified."""
+    return [attempt(f"shortening {key}@{version}",
+                    lambda k=key, v=version: attacker.set_retention(bucket, k, v, mode, until))
+            for key, version in versions]
+
+
+def worm_verdict(attempts: list[Attempt]) -> tuple[list[str], list[str]]:
+    """The attempts the store accepted, and those whose answer proves nothing about the lock."""
+    return ([a.action for a in attempts if a.outcome == "accepted"],
+            [a.line() for a in attempts if a.outcome == "inconclusive"])
 
 
 def changed_versions(before: dict[Version, str], after: dict[Version, str]) -> list[str]:
