@@ -38,7 +38,7 @@ SANDBOX_GAPS = {
     "eradicator": "no Kubernetes ServiceAccounts or Secrets on the sandbox; the identity itself is "
                   "suspended and rotated",
 }
-MOTO = "moto S3 emulator (does not enforce COMPLIANCE retention, does not authenticate)"
+MOTO = "moto S3 emulator (not WORM-compliant: it does not enforce COMPLIANCE retention; no authentication)"
 SUPERVISOR = "local process supervisor in place of Kubernetes"
 
 
