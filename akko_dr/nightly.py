@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,9 +28,10 @@ from akko_dr.checks.verification import judge_dump, latest_dumps
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError, NotApplicable, PolicyError, TargetUnavailable
 from akko_dr.evidence.metrics import PUSHGATEWAY_ENV
+from akko_dr.evidence.record import one_line
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy, format_duration, load_policy
-from akko_dr.ports import Database, Fingerprint, ObjectStore, StoredObject
+from akko_dr.ports import ObjectStore, StoredObject
 from akko_dr.targetfile import (
     TargetFile,
     _credential,
@@ -96,72 +96,32 @@ class ReadOnlyStore:
 
 # -- one database -----------------------------------------------------------------------------------
 def restore_test(target: Target, database: str, now: datetime | None = None) -> NightlyResult:
-    """Restore the newest dump of ``database`` on the target's segregated server and validate it."""
+    """Restore the newest dump of ``database`` on the target's segregated server and validate it
+    (Drill 1's segregated restore: against the manifest, or the source's table set without one)."""
     result = NightlyResult(database, target.name)
     now = now or utcnow()
     try:
-        segregated = target.port("segregated_db")
+        target.port("segregated_db")
         dump = latest_dumps(target.policy, target.store)[database]
         problem, _ = judge_dump(target.policy, database, dump, now)
         if dump is None:
             raise DrillError(problem)
         result.rpo = dump.age(now).total_seconds()
-        drill = RestoreDatabaseDrill(replace(target, db=segregated, store=ReadOnlyStore(target.store)),
-                                     database, new_run_id())
-        result.dump, how = _restore_and_validate(drill, target.db, result)
+        drill = RestoreDatabaseDrill(replace(target, store=ReadOnlyStore(target.store)), database,
+                                     new_run_id())
+        verified = drill.restore_segregated()
+        result.duration = drill.restore_time().total_seconds()
+        result.dump = f"s3://{drill.backup.bucket}/{drill.backup.key}"
         result.status, result.reason = ("finding", problem) if problem else (
-            "passed", f"{result.dump} restored on the segregated server and validated ({how})")
-    except (TargetUnavailable, NotApplicable, PolicyError) as err:
+            "passed", f"{result.dump} restored on the segregated server and validated "
+                      f"({verified['method']}; {verified['tables']} tables)")
+    except (TargetUnavailable, NotApplicable) as err:
         result.status, result.reason = "error", str(err)
     except DrillError as err:
         result.status, result.reason = "finding", str(err)
     except Exception as err:  # a harness bug: named, never a finding about the backup
-        result.status, result.reason = "error", f"{type(err).__name__}: {_first_line(err)}"
+        result.status, result.reason = "error", one_line(err)
     return result
-
-
-def _restore_and_validate(drill: RestoreDatabaseDrill, source: Database,
-                          result: NightlyResult) -> tuple[str, str]:
-    """Pull, restore and validate; the scratch database is dropped whatever happens."""
-    t0 = time.monotonic()
-    try:
-        backup = drill.pull_latest_backup()
-        drill.restore_to_scratch()
-        how = validate(backup.fingerprint, drill.target.db.fingerprint(drill.scratch),
-                       lambda: source.fingerprint(drill.database), backup.key)
-        result.duration = time.monotonic() - t0
-        return f"s3://{backup.bucket}/{backup.key}", how
-    finally:
-        failed = [line for line in drill.abort() if "FAILED" in line]
-        if failed:
-            raise TargetUnavailable(f"scratch database {drill.scratch} left on the segregated server: "
-                                    + "; ".join(failed))
-
-
-def validate(recorded: Fingerprint, restored: Fingerprint, source: Callable[[], Fingerprint],
-             key: str) -> str:
-    """Compare a restored dump with its manifest (every table's rows and checksum), or without one
-    with the source database's table set (read only); raise a DrillError naming each difference."""
-    if recorded:
-        expected, got = recorded, restored
-        how = "full: rows and checksum of every table, against the manifest"
-    else:
-        expected, got = dict.fromkeys(source()), dict.fromkeys(restored)
-        how = "structural: the table set of the source database (the dump has no manifest)"
-    if not got:
-        raise DrillError(f"restored dump {key} holds no table")
-    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-    differ = sorted(t for t in set(expected) & set(got) if expected[t] != got[t])
-    parts = [f"{label} {', '.join(names)}" for label, names in
-             (("missing", missing), ("unexpected", extra), ("differing", differ)) if names]
-    if parts:
-        raise DrillError(f"restored dump {key} does not match: " + "; ".join(parts))
-    return how
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else "no message"
 
 
 # -- the figures ------------------------------------------------------------------------------------
@@ -201,31 +161,36 @@ def exit_code(results: list[NightlyResult], pushed: bool) -> int:
 
 
 # -- the targets --------------------------------------------------------------------------------------
+SEGREGATED_SECTION = "segregated_postgres"  # the target file's restore server, shaped as its postgres
+
+
 @dataclass(frozen=True)
 class NightlyConfig:
-    """The target file's ``nightly`` section: which databases, and the segregated restore server."""
+    """What the live target file says for the nightly test (credentials by reference, never values)."""
 
-    databases: tuple[str, ...]
-    server: TargetFile | None  # the target file with the segregated server as its postgres section
+    target: TargetFile
+    databases: tuple[str, ...] = ()  # nightly.databases
+    segregated: TargetFile | None = None  # the target file with the restore server as its postgres
 
 
 def nightly_config(target_file: Path, policy: Policy) -> NightlyConfig:
-    """Parse the ``nightly`` section; refuse a restore server that is the source server."""
+    """Parse the target file's ``nightly`` and ``segregated_postgres`` sections; refuse a restore
+    server that is the source server."""
     tf = load_target_file(target_file, policy.namespace)
-    raw = yaml.safe_load(target_file.read_text()) or {}
-    where = f"{target_file}: nightly"
-    section = _section(raw, "nightly", str(target_file))
-    pg = _section(section, "postgres", where)
-    databases = tuple(section.get("databases") or ())
+    raw, where = yaml.safe_load(target_file.read_text()), str(target_file)
+    databases = _section(raw, "nightly", where).get("databases") or []
+    if not isinstance(databases, list) or not all(isinstance(name, str) for name in databases):
+        raise PolicyError(f"{where}: nightly.databases: expected a list of database names")
+    pg = _section(raw, SEGREGATED_SECTION, where)
     if not pg:
-        return NightlyConfig(databases, None)
+        return NightlyConfig(tf, tuple(databases))
     server = replace(tf, pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
                      pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
-                     pg_password=_credential(pg, "password", f"{where}.postgres"))
+                     pg_password=_credential(pg, "password", f"{where}: {SEGREGATED_SECTION}"))
     if (server.pg_host, server.pg_port) == (tf.pg_host, tf.pg_port):
-        raise PolicyError(f"{where}.postgres: {server.pg_host}:{server.pg_port} is the source server; "
-                          "the restore test needs a segregated one")
-    return NightlyConfig(databases, server)
+        raise PolicyError(f"{where}: {SEGREGATED_SECTION}: {server.pg_host}:{server.pg_port} is the source "
+                          "server; the restore test needs a segregated one")
+    return NightlyConfig(tf, tuple(databases), server)
 
 
 def _kube_api(tf: TargetFile) -> object:
@@ -239,18 +204,17 @@ def _kube_api(tf: TargetFile) -> object:
 
 
 @contextmanager
-def live_nightly_target(policy: Policy, target_file: Path, cfg: NightlyConfig) -> Iterator[Target]:
+def live_nightly_target(policy: Policy, cfg: NightlyConfig) -> Iterator[Target]:
     """The live target, read-only (no destructive opt-in), with its segregated restore server."""
     from akko_dr.adapters.kube import KubeCluster
     from akko_dr.adapters.postgres import PostgresDatabase
 
-    tf = load_target_file(target_file, policy.namespace)
-    api = _kube_api(tf)
-    target = open_live(policy, tf, allow_destructive=False, api=api)
-    if cfg.server is not None:
-        cluster = KubeCluster(api, tf.namespace)
-        dsn = postgres_dsn(cfg.server, resolve(cfg.server.pg_password, cluster.secret))
-        segregated = PostgresDatabase(dsn)
+    api = _kube_api(cfg.target)
+    target = open_live(policy, cfg.target, allow_destructive=False, api=api)
+    if cfg.segregated is not None:
+        read_secret = KubeCluster(api, cfg.target.namespace).secret
+        segregated = PostgresDatabase(postgres_dsn(cfg.segregated,
+                                                   resolve(cfg.segregated.pg_password, read_secret)))
         target = replace(target, segregated_db=segregated,
                          components=dict(target.components, segregated_postgresql=repr(segregated)))
     yield target
@@ -258,24 +222,18 @@ def live_nightly_target(policy: Policy, target_file: Path, cfg: NightlyConfig) -
 
 @contextmanager
 def sandbox_nightly_target(policy: Policy) -> Iterator[Target]:
-    """The sandbox, and a second embedded PostgreSQL server as the segregated restore server."""
-    from akko_dr.sandbox.platform import _start_postgres
+    """The sandbox, whose second embedded PostgreSQL server takes the segregated restores."""
     from akko_dr.wiring import open_sandbox
 
     with open_sandbox(policy) as (_, target):
-        server, segregated = _start_postgres(target.workdir, "pgdata-segregated")
-        try:
-            yield replace(target, segregated_db=segregated, components=dict(
-                target.components, segregated_postgresql=f"second embedded PostgreSQL {server.pgdata}"))
-        finally:
-            server.cleanup()
+        yield target
 
 
 # -- the command --------------------------------------------------------------------------------------
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("sandbox", "live"), default="sandbox")
     parser.add_argument("--target-file", type=Path, default=None,
-                        help="live target file; its 'nightly' section names the segregated server")
+                        help=f"live target file; its {SEGREGATED_SECTION} section names the restore server")
     parser.add_argument("--policy", type=Path, default=None, help="policy file (default: AKKO 2026.04)")
     parser.add_argument("--database", action="append", default=None,
                         help="a database to test (repeat); default: the target file's, else Drill 1's")
@@ -289,9 +247,9 @@ def add_nightly_command(sub: argparse._SubParsersAction) -> None:
 
 
 @contextmanager
-def _open(args: argparse.Namespace, policy: Policy, cfg: NightlyConfig) -> Iterator[Target]:
-    if args.target == "live":
-        with live_nightly_target(policy, args.target_file, cfg) as target:
+def _open(policy: Policy, cfg: NightlyConfig | None) -> Iterator[Target]:
+    if cfg is not None:
+        with live_nightly_target(policy, cfg) as target:
             yield target
     else:
         with sandbox_nightly_target(policy) as target:
@@ -300,26 +258,30 @@ def _open(args: argparse.Namespace, policy: Policy, cfg: NightlyConfig) -> Itera
 
 def _nightly(args: argparse.Namespace, extra: list[str]) -> int:
     try:
-        if extra:
-            raise PolicyError(f"unknown arguments: {' '.join(extra)}")
-        if args.target == "live" and args.target_file is None:
-            raise PolicyError("the live target needs --target-file")
-        policy = load_policy(args.policy)
-        cfg = nightly_config(args.target_file, policy) if args.target == "live" else NightlyConfig((), None)
-        databases = args.database or list(cfg.databases) or [policy.drill("drill-1")["database"]]
-        for name in databases:
-            policy.database(name)
-        with _open(args, policy, cfg) as target:
-            print(f"akko-dr nightly restore test on {target.name}")
-            results = [restore_test(target, name) for name in databases]
-    except (DrillError, PolicyError) as err:
-        print(f"akko-dr nightly: {err}", file=sys.stderr)
+        results = _run(args, extra)
+    except Exception as err:  # configuration, an unreachable part, a harness bug: never a finding
+        print(f"akko-dr nightly: {one_line(err)}", file=sys.stderr)
         return 2
     for r in results:
         print(r.line())
     pushed, how = push(results, args.pushgateway or os.environ.get(PUSHGATEWAY_ENV))
     print(how)
     return exit_code(results, pushed)
+
+
+def _run(args: argparse.Namespace, extra: list[str]) -> list[NightlyResult]:
+    if extra:
+        raise PolicyError(f"unknown arguments: {' '.join(extra)}")
+    if args.target == "live" and args.target_file is None:
+        raise PolicyError("the live target needs --target-file")
+    policy = load_policy(args.policy)
+    cfg = nightly_config(args.target_file, policy) if args.target == "live" else None
+    databases = args.database or (cfg and list(cfg.databases)) or [policy.drill("drill-1")["database"]]
+    for name in databases:
+        policy.database(name)
+    with _open(policy, cfg) as target:
+        print(f"akko-dr nightly restore test on {target.name}")
+        return [restore_test(target, name) for name in databases]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,16 +9,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from akko_dr import faults, nightly
+from akko_dr import nightly
 from akko_dr.errors import DrillError
 from akko_dr.evidence import metrics
 from akko_dr.measure import utcnow, wait_for
 from akko_dr.policy import load_policy
 from akko_dr.ports import CANARY_TABLE
+from akko_dr.sandbox import faults
 from akko_dr.targets import Target
 
 PUSHGATEWAY = Path("/usr/bin/prometheus-pushgateway")
@@ -110,7 +113,7 @@ def test_the_newest_dump_is_restored_on_the_segregated_server_and_nothing_else_i
     source_dbs, segregated_dbs = target.db.databases(), target.segregated_db.databases()
     result = nightly.restore_test(target, database)
     assert result.passed, result.line()
-    assert "full: rows and checksum of every table" in result.reason
+    assert "full: row count and content checksum of every table" in result.reason
     assert 0 < result.rpo < 3600 and result.duration > 0, result.line()
     assert target.segregated_db.databases() == segregated_dbs, "the scratch database was left behind"
     assert target.db.databases() == source_dbs and _source_state(target, database) == source
@@ -164,7 +167,8 @@ def test_a_dump_of_another_database_without_manifest_does_not_match_the_source(
     segregated_dbs = target.segregated_db.databases()
     faults.wrong_database_backup(target, database)
     result = nightly.restore_test(target, database)
-    assert result.status == "finding" and "does not match: missing" in result.reason, result.line()
+    assert result.status == "finding", result.line()
+    assert f"does not match {database}: missing" in result.reason
     assert target.segregated_db.databases() == segregated_dbs, "the scratch database was left behind"
 
 
@@ -202,13 +206,62 @@ def test_a_failed_push_is_a_harness_error_and_names_no_address() -> None:
     assert nightly.exit_code([result], pushed=ok) == 2
 
 
-def test_a_restore_server_that_is_the_source_is_refused(tmp_path: Path, capsys) -> None:
-    target_file = tmp_path / "target.yaml"
-    target_file.write_text("postgres: {host: pg.akko.svc, port: 5432}\n"
-                           "nightly: {postgres: {host: pg.akko.svc, port: 5432}}\n")
+def _socket_dir(db: object) -> str:
+    """The Unix socket folder of a sandbox server (its DSN's host parameter)."""
+    return parse_qs(urlsplit(db.dsn("postgres")).query)["host"][0]
+
+
+def _live_file(tmp_path: Path, target: Target, segregated_host: str) -> Path:
+    """A live target file naming the sandbox's real parts, and a kubeconfig whose server never answers."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
+        "clusters": [{"name": "nowhere", "cluster": {"server": f"https://127.0.0.1:{_free_port()}"}}],
+        "users": [{"name": "nobody", "user": {"token": "unused"}}],
+        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "nobody"}}]}))
+    path = tmp_path / "target.yaml"
+    path.write_text(yaml.safe_dump({
+        "kube": {"context": "nowhere", "namespace": "akko", "kubeconfig": str(kubeconfig)},
+        "s3": {"endpoint": target.store.endpoint, "access_key": {"env": "AKKO_S3_ACCESS_KEY"},
+               "secret_key": {"env": "AKKO_S3_SECRET_KEY"}},
+        "postgres": {"host": _socket_dir(target.db), "user": "postgres"},
+        "segregated_postgres": {"host": segregated_host, "user": "postgres"},
+        "nightly": {"databases": [target.policy.drill("drill-1")["database"]]}}))
+    return path
+
+
+def test_the_live_wiring_restores_with_credentials_from_the_environment_and_no_kubernetes_call(
+        target: Target, database: str, pushgateway: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("AKKO_S3_ACCESS_KEY", "sandbox")
+    monkeypatch.setenv("AKKO_S3_SECRET_KEY", "sandbox")
+    target_file = _live_file(tmp_path, target, _socket_dir(target.segregated_db))
+    segregated_dbs = target.segregated_db.databases()
+    assert nightly.main(["--target", "live", "--target-file", str(target_file),
+                         "--pushgateway", pushgateway]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "nightly restore test on live nowhere/akko" in out and f"PASSED  {database}: s3://" in out
+    assert pushed(pushgateway)[("akko_dr_nightly_restore_success", nightly.JOB, database)] == 1
+    assert target.segregated_db.databases() == segregated_dbs
+
+
+def test_a_restore_server_that_is_the_source_is_refused(target: Target, tmp_path: Path, capsys) -> None:
+    target_file = _live_file(tmp_path, target, segregated_host=_socket_dir(target.db))
     assert nightly.main(["--target", "live", "--target-file", str(target_file)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "pg.akko.svc:5432 is the source server" in err and len(err.splitlines()) == 1
+    assert "is the source server; the restore test needs a segregated one" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_a_password_written_in_the_target_file_is_refused_and_not_echoed(target: Target, tmp_path: Path,
+                                                                         capsys) -> None:
+    target_file = _live_file(tmp_path, target, "/elsewhere")
+    raw = yaml.safe_load(target_file.read_text())
+    raw["segregated_postgres"]["password"] = "hunter2-literal"
+    target_file.write_text(yaml.safe_dump(raw))
+    assert nightly.main(["--target", "live", "--target-file", str(target_file)]) == 2
+    err = capsys.readouterr().err
+    assert "credentials never go in the target file" in err and "hunter2-literal" not in err
 
 
 def test_the_read_only_store_refuses_every_write(target: Target, tmp_path: Path) -> None:
