@@ -88,10 +88,18 @@ class ReadOnlyStore:
     def download(self, bucket: str, key: str, path: Path) -> None:
         self._store.download(bucket, key, path)
 
-    def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise DrillError("the nightly restore test writes nothing to the object store")
+    def put(self, bucket: str, key: str, path: Path, metadata: dict[str, str] | None = None) -> None:
+        _refuse_write(f"upload s3://{bucket}/{key}")
 
-    put = put_bytes = delete = _refuse
+    def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
+        _refuse_write(f"upload s3://{bucket}/{key}")
+
+    def delete(self, bucket: str, key: str) -> None:
+        _refuse_write(f"delete s3://{bucket}/{key}")
+
+
+def _refuse_write(what: str) -> None:
+    raise DrillError(f"refused to {what}: the nightly restore test writes nothing to the object store")
 
 
 # -- one database -----------------------------------------------------------------------------------
