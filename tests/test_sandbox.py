@@ -53,3 +53,12 @@ def test_two_sandboxes_side_by_side_do_not_collide(sandbox: Sandbox) -> None:
         assert other.db.fingerprint("aden")["receipts"]["rows"] == 0
         assert sandbox.db.fingerprint("aden")["receipts"]["rows"] == 1500
         assert other.started_in > 0
+
+
+def test_a_database_without_a_canary_table_has_no_canary_write(sandbox: Sandbox) -> None:
+    """A live database no canary writer serves answers None, not an error (the RPO then says so)."""
+    sandbox.db.create("no_canary_here")
+    try:
+        assert sandbox.db.latest_canary("no_canary_here") is None
+    finally:
+        sandbox.db.drop("no_canary_here")

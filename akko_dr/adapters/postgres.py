@@ -109,7 +109,11 @@ class PostgresDatabase:
             return fingerprint_with(conn)
 
     def latest_canary(self, name: str) -> datetime | None:
+        """The newest canary row of ``name``; None when it has none, or no canary table at all (a
+        database no canary writer serves)."""
         with self._connect(name) as conn:
+            if conn.execute("SELECT to_regclass(%s)", (CANARY_TABLE,)).fetchone()[0] is None:
+                return None
             return conn.execute(q.SQL("SELECT max(written_at) FROM {}").format(
                 q.Identifier(CANARY_TABLE))).fetchone()[0]
 
