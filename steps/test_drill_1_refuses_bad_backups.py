@@ -7,7 +7,7 @@ from pytest_bdd import given, parsers, scenarios, then, when
 
 from akko_dr.canary import wait_for_write
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
-from akko_dr.errors import DrillError
+from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.ports import Fault
 from akko_dr.targets import Target
@@ -35,6 +35,8 @@ def _(target: Target, name: str) -> Fault:
 def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord) -> str:
     try:
         drill_1.recover()
+    except NotApplicable:
+        raise  # the target cannot run the drill: a coverage gap, not a refusal
     except DrillError as err:
         evidence.details["drill outcome"] = f"refused: {err}"
         return str(err)

@@ -228,6 +228,8 @@ def _(shortened: list[Attempt], target: Target) -> None:
 def _(target: Target, identity: str, evidence: ScenarioRecord) -> str:
     try:
         RansomwareDrill(target, identity, new_run_id()).contain()
+    except NotApplicable:
+        raise  # the target cannot contain anyone: a coverage gap, not a refusal
     except DrillError as err:
         evidence.details["drill outcome"] = f"refused: {err}"
         return str(err)

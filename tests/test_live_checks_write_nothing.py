@@ -18,11 +18,11 @@ from pathlib import Path
 import boto3
 import pytest
 from kubernetes import client
-from s3_recorder import S3Recorder
 
 from akko_dr.policy import Policy
 from akko_dr.sandbox.emulator import _ProcessServer
 from tests.kube_emulator import Emulator, emulator
+from tests.s3_recorder import S3Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DEADLINE = 300.0  # seconds the whole check command may take here
