@@ -83,7 +83,7 @@ build_velero() {
     log "building velero-plugin-for-aws $VELERO_AWS"
     module velero-plugin-for-aws
     go get "github.com/vmware-tanzu/velero-plugin-for-aws@$VELERO_AWS" >/dev/null 2>&1 || true
-    go build -o "$BIN/velero-plugin-for-aws" github.com/vmware-tanzu/velero-plugin-for-aws \
+    go build -o "$BIN/velero-plugin-for-aws" github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws \
       && stamp velero-plugin-for-aws "$VELERO_AWS"
   fi
 }

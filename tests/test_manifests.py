@@ -71,8 +71,9 @@ def test_the_cronjob_runs_nightly_once_at_a_time_within_a_deadline_as_the_shippe
     spec, job = cronjob["spec"], cronjob["spec"]["jobTemplate"]["spec"]
     assert spec["concurrencyPolicy"] == "Forbid" and job["activeDeadlineSeconds"] > 0
     assert re.fullmatch(r"\d+ \d+ \* \* \*", spec["schedule"]), spec["schedule"]
-    account = _one("ServiceAccount")["metadata"]
-    assert job["template"]["spec"]["serviceAccountName"] == account["name"]
+    name = job["template"]["spec"]["serviceAccountName"]
+    [account] = [d["metadata"] for _, d in _documents() if d["kind"] == "ServiceAccount"
+                 and d["metadata"]["name"] == name]
     assert account["namespace"] == cronjob["metadata"]["namespace"]
 
 

@@ -25,7 +25,7 @@ from tests.k8s_manifests import DEPLOY, load_manifest
 from tests.kube_emulator import ADAPTER_AGENT, Call, Emulator, emulator, stand_in
 from tests.kube_world import CRONJOB, NS, SCHEDULE, VELERO_NS
 
-RBAC = DEPLOY / "rbac.yaml"
+RBAC = (DEPLOY / "rbac.yaml", DEPLOY / "rbac-drill-3.yaml")  # the second binds Drill 3's eradicator
 SUBJECT = ("ServiceAccount", "akko-dr", NS)
 READ_VERBS = {"get", "list", "watch"}
 Permission = tuple[str, str, str, str]  # namespace, API group, resource[/subresource], verb
@@ -62,7 +62,7 @@ def public_operations(cls: type) -> list[str]:
 
 # -- the manifest ---------------------------------------------------------------------------------
 def manifest() -> list[dict[str, Any]]:
-    return load_manifest(RBAC)
+    return [doc for path in RBAC for doc in load_manifest(path)]
 
 
 def granted(docs: list[dict[str, Any]], subject: tuple[str, str, str] = SUBJECT) -> set[Permission]:

@@ -1,0 +1,184 @@
+"""The live adapters against Kubernetes itself (issue 11): a real kube-apiserver, etcd, controller-manager,
+scheduler and kwok nodes on 127.0.0.1, built by ``scripts/cluster.sh build``.
+
+The harness acts as its own ServiceAccount bound only to the shipped Roles (``deploy/rbac.yaml``): real
+RBAC decisions, real Deployment → ReplicaSet → Pod rollouts. Drill 1 runs with the opt-in; the sandbox's
+service process follows its Deployment's running pods (the bridge from pod to process)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config, utils
+
+from akko_dr.drills.restore_database import RestoreDatabaseDrill
+from akko_dr.errors import DrillError
+from akko_dr.policy import Policy
+from akko_dr.sandbox import Sandbox
+from akko_dr.targetfile import load_target_file, open_live
+from akko_dr.targets import new_run_id
+from tests.kube_emulator import stand_in
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(os.environ.get("AKKO_DR_CACHE", Path.home() / ".cache" / "akko-dr")) / "bin"
+NEEDED = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+NS, SA = "akko", "akko-dr"
+START_DEADLINE = 180  # seconds for scripts/cluster.sh up
+
+
+@dataclass
+class ControlPlane:
+    admin: client.ApiClient
+    harness: client.ApiClient  # the ServiceAccount akko-dr, bound only to the shipped Roles
+    kubeconfig: Path
+
+
+def _client(kubeconfig: Path) -> client.ApiClient:
+    return config.new_client_from_config(str(kubeconfig))
+
+
+def _harness_kubeconfig(cp_dir: Path, admin: client.ApiClient) -> Path:
+    token = client.CoreV1Api(admin).create_namespaced_service_account_token(
+        SA, NS, {"spec": {"expirationSeconds": 3600}}).status.token
+    server = admin.configuration.host
+    path = cp_dir / "akko-dr.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "akko-dr",
+        "clusters": [{"name": "cp", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "akko-dr", "user": {"token": token}}],
+        "contexts": [{"name": "akko-dr", "context": {"cluster": "cp", "user": "akko-dr", "namespace": NS}}]}))
+    return path
+
+
+def _world(admin: client.ApiClient, policy: Policy) -> None:
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    for ns in (NS, "velero"):
+        core.create_namespace({"metadata": {"name": ns}})
+    core.create_node({"metadata": {"name": "kwok-node-0", "annotations": {"kwok.x-k8s.io/node": "fake"}},
+                      "status": {"allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
+                                 "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"}}})
+    core.create_namespaced_service_account(NS, {"metadata": {"name": SA}})
+    utils.create_from_yaml(admin, str(ROOT / "deploy" / "rbac.yaml"))
+    for name in sorted({db.consumer for db in policy.databases.values()}):
+        apps.create_namespaced_deployment(NS, {
+            "metadata": {"name": name}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "c", "image": "akko/" + name}]}}}})
+
+
+@pytest.fixture(scope="module")
+def control_plane(policy: Policy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    if missing := [b for b in NEEDED if not (BIN / b).is_file()]:
+        pytest.skip(f"control plane not built here ({', '.join(missing)} missing): "
+                    "run scripts/cluster.sh build")
+    cp_dir = tmp_path_factory.mktemp("control-plane")
+    script = str(ROOT / "scripts" / "cluster.sh")
+    subprocess.run(["bash", script, "up", str(cp_dir)], check=True, timeout=START_DEADLINE,
+                   capture_output=True)
+    warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+    try:
+        admin = _client(cp_dir / "admin.kubeconfig")
+        _world(admin, policy)
+        kubeconfig = _harness_kubeconfig(cp_dir, admin)
+        yield ControlPlane(admin, _client(kubeconfig), kubeconfig)
+    finally:
+        subprocess.run(["bash", script, "down", str(cp_dir)], timeout=START_DEADLINE, capture_output=True)
+
+
+def test_the_real_authorizer_grants_the_shipped_role_and_nothing_more(control_plane: ControlPlane,
+                                                                      policy: Policy) -> None:
+    apps, core = client.AppsV1Api(control_plane.harness), client.CoreV1Api(control_plane.harness)
+    name = policy.database(policy.drill("drill-1")["database"]).consumer
+    assert apps.read_namespaced_deployment(name, NS).metadata.name == name
+    refused = []
+    for what, call in (("delete a Deployment", lambda: apps.delete_namespaced_deployment(name, NS)),
+                       ("list Secrets", lambda: core.list_namespaced_secret(NS, label_selector="x=y")),
+                       ("list Deployments", lambda: apps.list_namespaced_deployment(NS)),
+                       ("read a Namespace", lambda: core.read_namespace(NS))):
+        try:
+            call()
+        except client.ApiException as err:
+            refused.append((what, err.status))
+    assert refused == [(w, 403) for w in ("delete a Deployment", "list Secrets", "list Deployments",
+                                          "read a Namespace")], refused
+
+
+@pytest.fixture
+def bridge(control_plane: ControlPlane, sandbox: Sandbox, policy: Policy) -> Iterator[None]:
+    """The sandbox's service process runs as many replicas as its Deployment has Running pods."""
+    name = policy.database(policy.drill("drill-1")["database"]).consumer
+    core = client.CoreV1Api(control_plane.admin)
+
+    def step() -> bool:
+        pods = core.list_namespaced_pod(NS, label_selector=f"app={name}").items
+        running = sum(p.status.phase == "Running" and p.metadata.deletion_timestamp is None for p in pods)
+        if sandbox.supervisor.running(name) != running:
+            sandbox.supervisor.scale(name, running)
+        return False
+
+    with stand_in(step, deadline=START_DEADLINE):
+        yield
+    sandbox.supervisor.scale(name, 1)
+
+
+def _target_file(tmp_path: Path, control_plane: ControlPlane, sandbox: Sandbox) -> Path:
+    pg_host = sandbox.db.dsn("postgres").split("host=")[-1]
+    path = tmp_path / "target.yaml"
+    path.write_text(f"""
+kube: {{kubeconfig: {control_plane.kubeconfig}, context: akko-dr, namespace: {NS}}}
+s3: {{endpoint: "{sandbox.store.endpoint}", access_key: {{env: AKKO_TEST_S3_KEY}},
+     secret_key: {{env: AKKO_TEST_S3_SECRET}}}}
+postgres: {{host: {pg_host}, user: postgres, database: postgres}}
+""")
+    return path
+
+
+def test_drill_1_runs_against_the_real_control_plane(control_plane: ControlPlane, bridge: None,
+                                                     sandbox: Sandbox, policy: Policy, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AKKO_TEST_S3_KEY", "sandbox")
+    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secrets.token_hex(8))
+    target = open_live(policy, load_target_file(_target_file(tmp_path, control_plane, sandbox)),
+                       allow_destructive=True)
+    database = policy.drill("drill-1")["database"]
+    if sandbox.heal:
+        sandbox.heal()
+    drill = RestoreDatabaseDrill(target, database, new_run_id())
+    drill.run("dashboards")
+    assert drill.table_exists("dashboards") and drill.rto().met
+    consumer = policy.database(database).consumer
+    deployment = client.AppsV1Api(control_plane.admin).read_namespaced_deployment(consumer, NS)
+    assert deployment.spec.replicas == 1 and deployment.status.ready_replicas == 1
+
+
+def test_a_verb_removed_from_the_role_is_refused_by_the_real_authorizer(control_plane: ControlPlane,
+                                                                         policy: Policy) -> None:
+    rbac = client.RbacAuthorizationV1Api(control_plane.admin)
+    rules = client.ApiClient().sanitize_for_serialization(rbac.read_namespaced_role("akko-dr", NS).rules)
+    kept = [r for r in rules if "deployments/scale" not in r["resources"]]
+    assert len(kept) == len(rules) - 1, "the shipped Role lets the harness scale Deployments"
+    rbac.patch_namespaced_role("akko-dr", NS, {"rules": kept})
+    try:
+        target = open_live(policy, load_target_file_for(control_plane), allow_destructive=True)
+        name = policy.database(policy.drill("drill-1")["database"]).consumer
+        with pytest.raises(DrillError, match="HTTP 403"):
+            target.orchestrator.scale(name, 0)
+    finally:
+        rbac.patch_namespaced_role("akko-dr", NS, {"rules": rules})
+
+
+def load_target_file_for(control_plane: ControlPlane):
+    """A target file with the harness's kubeconfig only (this test makes no S3 or SQL call)."""
+    path = control_plane.kubeconfig.parent / "kube-only.yaml"
+    path.write_text(f"kube: {{kubeconfig: {control_plane.kubeconfig}, context: akko-dr, namespace: {NS}}}\n"
+                    "s3: {endpoint: 'http://127.0.0.1:9'}\n")
+    return load_target_file(path)
