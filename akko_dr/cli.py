@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from pathlib import Path
 
-import pytest
-
+from akko_dr.evidence import console
 from akko_dr.wiring import TARGET_KINDS
 
 
@@ -17,24 +15,12 @@ def _drill(args: argparse.Namespace, extra: list[str]) -> int:
     if not Path(args.steps).is_dir():
         print(f"akko-dr: no steps folder at {args.steps} (run from the harness checkout)", file=sys.stderr)
         return 2
-    argv = [args.steps, "--target", args.target, "--evidence-dir", args.evidence_dir, "-q", *extra]
+    argv = [args.steps, "--target", args.target, "--evidence-dir", args.evidence_dir]
     if args.target_file:
         argv += ["--target-file", args.target_file]
     if args.allow_destructive:
         argv.append("--allow-destructive")
-    code = int(pytest.main(argv))
-    latest = Path(args.evidence_dir) / "latest"
-    if (latest / "results.json").exists():
-        results = json.loads((latest / "results.json").read_text())
-        print(f"\nEvidence: {latest.resolve() / 'report.html'}")
-        print(f"Results:  {latest.resolve() / 'results.json'}")
-        print(f"Report:   {latest.resolve() / 'audit-report.html'}  (akko-dr verify {latest.resolve()})")
-        for sc in results["scenarios"]:
-            figures = ""
-            if sc["rto_seconds"] is not None:
-                figures = f"  RTO {sc['rto_seconds']:.1f}s  RPO {sc['rpo_seconds'] or 0:.1f}s"
-            print(f"  {sc['status']:7} {sc['name']}{figures}")
-    return code
+    return console.run("drill", argv, extra, args.evidence_dir)
 
 
 def add_drill_command(sub: argparse._SubParsersAction) -> None:

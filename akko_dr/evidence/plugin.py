@@ -197,6 +197,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             rec.error = one_line(call.excinfo.value)
         elif report.skipped and call.excinfo is not None:
             rec.error = str(getattr(call.excinfo.value, "msg", call.excinfo.value))
+        report.akko_status, report.akko_reason = rec.status, rec.error  # for the console's one line
     if report.when == "call":
         report.akko_figures = html.figures_cell(rec)
     if report.when == "teardown":
