@@ -373,7 +373,8 @@ def findings_table(run: RunRecord, items: list[ChecklistItem], owners: dict[str,
 def gaps_table(run: RunRecord, items: list[ChecklistItem]) -> str:
     """What this run did not prove: not applicable, skipped, inconclusive, not run, open checklist items."""
     rows = [[escape(r.id), escape(_label(r)), escape(status_word(r.status, r.error).lower()),
-             escape(r.error or "—")] for r in run.scenarios if r.status in GAPS]
+             escape(r.error or "—")] for r in run.scenarios
+            if r.status in GAPS and not (run.incomplete and r.status == "not run")]
     rows += [["—", escape(name), "not run", escape(interrupted_line(run))] for name in run.not_run]
     rows += [[escape(r.id), escape(f"{_label(r)} — {step}"), "not applicable", escape(str(why))]
              for r in run.scenarios for step, why in r.details.get("not applicable", {}).items()]

@@ -87,13 +87,6 @@ def scenario_name(item: pytest.Item) -> str:
     return name
 
 
-def item_title(item: pytest.Item) -> str:
-    """``<feature>: <scenario>`` of a collected BDD item."""
-    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
-    feature = doc.partition(": ")[0] if ": " in doc else ""
-    return f"{feature}: {scenario_name(item)}" if feature else scenario_name(item)
-
-
 def judged_classes(items: list[pytest.Item]) -> dict[str, str]:
     """Drill -> the class its scenarios are tagged with (``@drill-3 @class-control-plane``)."""
     out: dict[str, str] = {}
@@ -219,7 +212,7 @@ class EvidencePlugin:
         self.secrets: dict[str, str] = {}
         self.register: dict[str, dict[str, str]] = {}
         self.interrupts = interrupt.Interrupts()
-        self.titles: dict[str, str] = {}  # nodeid -> "<feature>: <scenario>", in collection order
+        self.titles: dict[str, str] = {}  # nodeid -> scenario name, in collection order
         self.finished: set[str] = set()
         self.current = ""
         self.session: pytest.Session | None = None
@@ -229,15 +222,15 @@ class EvidencePlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Declare each drill's objectives and targets now: after collection, before the first scenario."""
-        self.titles = {item.nodeid: item_title(item) for item in session.items}
+        self.titles = {item.nodeid: scenario_name(item) for item in session.items}
         context.declare(self.run, session.config.getoption("policy", None), judged_classes(session.items))
 
     def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
         self.current = nodeid
 
-    def pytest_runtest_logfinish(self, nodeid: str, location: object) -> None:
-        self.finished.add(nodeid)
-        self.current = ""
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.finished.add(report.nodeid)  # it has a result: not "not run", even if its teardown is cut
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         not_run = [title for nodeid, title in self.titles.items() if nodeid not in self.finished]

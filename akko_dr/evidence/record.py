@@ -147,7 +147,8 @@ class RunRecord:
     def counts(self) -> dict[str, int]:
         """Scenarios per status; every status is counted apart (a gap is never a pass)."""
         out = {s: sum(1 for r in self.scenarios if r.status == s) for s in STATUSES}
-        out["not run"] += len(self.not_run)
+        if self.incomplete:  # every scenario without a result, the interrupted one included
+            out["not run"] = len(self.not_run)
         return out
 
     def to_json(self) -> dict[str, Any]:
