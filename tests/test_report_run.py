@@ -62,7 +62,7 @@ def drill_run(tmp_path_factory: pytest.TempPathFactory) -> DrillRun:
 def test_the_run_is_sealed_by_the_configured_key_and_verifies(drill_run: DrillRun, capsys) -> None:
     assert main(["verify", str(drill_run.run_dir), "--public-key", str(drill_run.public)]) == 0
     out = capsys.readouterr().out
-    assert "signature valid" in out and "(configured)" in out
+    assert "signature verified against the trusted key" in out and "(configured)" in out
 
 
 def test_the_audit_report_carries_the_measured_figures(drill_run: DrillRun) -> None:
