@@ -33,6 +33,20 @@ def _(evidence):
 """
 
 
+def _leak_run(pytester: pytest.Pytester, steps: str, target_file: str) -> pytest.RunResult:
+    """The leak probe with these steps and this target file, in a subprocess."""
+    pytester.makefile(".feature", leak=FEATURE)
+    pytester.makepyfile(test_leak=steps)
+    pytester.makeini("[pytest]\nmarkers =\n    drill-x\n")
+    pytester.makefile(".yaml", target=target_file)
+    pytester.makeconftest("""
+def pytest_addoption(parser):
+    parser.addoption("--target-file", default=None)
+""")
+    return pytester.runpytest_subprocess("-p", "akko_dr.evidence.plugin", "--evidence-dir", "ev",
+                                         "--no-audit-pdf", "--target-file", "target.yaml")
+
+
 def test_secret_names_come_from_the_environment_and_the_target_file(tmp_path: Path) -> None:
     target = tmp_path / "target.yaml"
     target.write_text("namespace: akko\ns3:\n  secret_key: abcdef123456\n  endpoint: https://s3.example\n")
@@ -44,16 +58,7 @@ def test_a_leaked_secret_is_redacted_named_and_the_run_still_verifies(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     password, key = f"canary-{secrets.token_hex(8)}", f"canary-{secrets.token_hex(8)}"
     monkeypatch.setenv("PGPASSWORD", password)
-    pytester.makefile(".feature", leak=FEATURE)
-    pytester.makepyfile(test_leak=STEPS)
-    pytester.makeini("[pytest]\nmarkers =\n    drill-x\n")
-    pytester.makefile(".yaml", target=f"namespace: akko\nobject_store:\n  secret_access_key: {key}\n")
-    pytester.makeconftest("""
-def pytest_addoption(parser):
-    parser.addoption("--target-file", default=None)
-""")
-    result = pytester.runpytest_subprocess("-p", "akko_dr.evidence.plugin", "--evidence-dir", "ev",
-                                           "--no-audit-pdf", "--target-file", "target.yaml")
+    result = _leak_run(pytester, STEPS, f"namespace: akko\nobject_store:\n  secret_access_key: {key}\n")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*FAILED: secret $PGPASSWORD found in results.json: redacted*"])
     evidence = pytester.path / "ev"
@@ -100,16 +105,7 @@ def test_a_value_read_from_a_secret_is_redacted_everywhere(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     value = f"canary-{secrets.token_hex(8)}"
     monkeypatch.setenv("FAKE_STORE_ANSWER", value)  # what the fake Secret store answers
-    pytester.makefile(".feature", leak=FEATURE)
-    pytester.makepyfile(test_leak=RUNTIME_STEPS)
-    pytester.makeini("[pytest]\nmarkers =\n    drill-x\n")
-    pytester.makefile(".yaml", target=REFERENCES)
-    pytester.makeconftest("""
-def pytest_addoption(parser):
-    parser.addoption("--target-file", default=None)
-""")
-    result = pytester.runpytest_subprocess("-p", "akko_dr.evidence.plugin", "--evidence-dir", "ev",
-                                           "--no-audit-pdf", "--target-file", "target.yaml")
+    result = _leak_run(pytester, RUNTIME_STEPS, REFERENCES)
     result.assert_outcomes(passed=1)
     evidence = pytester.path / "ev"
     assert not [p.name for p in evidence.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
