@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from akko_dr.errors import PolicyError
-from akko_dr.evidence import audit, browser, history, integrity, metrics, redact
+from akko_dr.evidence import audit, browser, exports, history, integrity, metrics, redact
 from akko_dr.evidence.objectives import checklist
 from akko_dr.evidence.record import RunRecord, one_line
 from akko_dr.policy import Policy, format_duration
@@ -93,6 +93,7 @@ def finish(run: RunRecord, fin: Finishing) -> Path:
     make_pdf = fin.pdf and browser.chromium() is not None
     if fin.pdf and not make_pdf:
         fin.notes.append("PDF not produced: chromium is not installed")
+    _step(fin, "cucumber", lambda: exports.fix_cucumber(run))
     previous = integrity.previous_link(run.run_dir)
     report = _step(fin, "audit report", lambda: _report(run, fin, past, previous, make_pdf))
     fin.failures += _step(fin, "secrets scan", lambda: _scan(run.run_dir, fin.secrets)) or []

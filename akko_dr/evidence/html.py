@@ -10,10 +10,17 @@ from akko_dr.policy import format_duration
 REHEARSAL = "SANDBOX REHEARSAL — not production evidence"
 
 
+def counts_line(run: RunRecord) -> str:
+    """``5 scenarios: 3 passed, 1 failed, 1 not applicable``: the counts of results.json."""
+    counts = run.counts()
+    parts = ", ".join(f"{n} {s.replace('-', ' ')}" for s, n in counts.items() if n)
+    return f"{sum(counts.values())} scenarios: {parts or 'none ran'}" + (" — INCOMPLETE" if run.incomplete
+                                                                          else "")
+
+
 def title(run: RunRecord) -> str:
-    if run.rehearsal:
-        return f"{REHEARSAL} · AKKO DR drills · run {run.run_id}"
-    return f"AKKO DR drills · LIVE target · run {run.run_id}"
+    where = REHEARSAL if run.rehearsal else "LIVE target"
+    return f"{where} · AKKO DR drills · run {run.run_id} · {counts_line(run)}"
 
 
 def _fig(value: float | None) -> str:

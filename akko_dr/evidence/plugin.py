@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from akko_dr.errors import Inconclusive, NotApplicable, PolicyError
-from akko_dr.evidence import context, html, integrity, interrupt, provenance, redact, register
+from akko_dr.evidence import context, exports, html, integrity, interrupt, provenance, redact, register
 from akko_dr.evidence.finish import Finishing, finish
 from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
 from akko_dr.measure import utcnow
@@ -197,6 +197,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         rec.finished_at = utcnow().isoformat()
         if not report.passed and rec.status == "passed":
             rec.status, rec.error = "failed", one_line(call.excinfo.value)
+        report.user_properties.extend(exports.junit_properties(rec))  # JUnit reads the teardown report
         extras = getattr(report, "extras", [])
         pytest_html = item.config.pluginmanager.getplugin("html")
         if pytest_html is not None:
@@ -216,6 +217,7 @@ class EvidencePlugin:
         self.finished: set[str] = set()
         self.current = ""
         self.session: pytest.Session | None = None
+        self.html_report: object | None = None  # pytest-html's report data: its title is set again at the end
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
@@ -237,9 +239,13 @@ class EvidencePlugin:
         interrupt.mark(self.run, self.interrupts.signal, self.titles.get(self.current, ""), not_run)
 
     def pytest_html_report_title(self, report) -> None:
+        self.html_report = report
         report.title = html.title(self.run)
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        """At the end, the title counts the scenarios as results.json does."""
+        if self.html_report is not None:
+            self.html_report.title = html.title(self.run)
         prefix.append(html.summary(self.run))
 
     def pytest_html_results_table_header(self, cells) -> None:
