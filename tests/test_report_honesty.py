@@ -157,3 +157,12 @@ def test_drill_objectives_come_from_the_drill_and_drill_3_declares_its_targets()
 def test_an_ephemeral_key_reads_as_unsigned() -> None:
     first = _first_page(_render(_run("sandbox", _drill_1())))
     assert "unsigned rehearsal: no trusted key" in first
+
+
+def test_a_passed_rehearsal_is_no_green_pass() -> None:
+    html = _render(_run("sandbox", _drill_1()))
+    overall = html.split("<p class='overall'>")[1].split("</p>")[0]
+    assert "REHEARSED" in overall and "class='pass'" not in overall, overall
+    assert "<body class='rehearsal'>" in html and ".rehearsal .pass" in html
+    live = _render(_run("live", _drill_1())).split("<p class='overall'>")[1].split("</p>")[0]
+    assert "<span class='pass'>PASS</span> — every scenario passed" in live

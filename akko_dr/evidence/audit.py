@@ -26,7 +26,8 @@ th { background: #f0f0f0; } .ident th { width: 28%; }
 .banner { background: #a00; color: #fff; font-weight: bold; padding: 4px 8px; }
 .pass { color: #060; font-weight: bold; } .fail { color: #b00; font-weight: bold; }
 .other { color: #555; font-weight: bold; } .overall { font-size: 14px; margin: 6px 0; }
-.page { break-before: page; } .mono { font-family: monospace; font-size: 10px; word-break: break-all; }
+.page { break-before: page; }
+.rehearsal .pass { color: #345; } .mono { font-family: monospace; font-size: 10px; word-break: break-all; }
 """
 
 
@@ -203,6 +204,9 @@ def overall(run: RunRecord) -> str:
     elif gaps:
         text = (f"<span class='other'>NOT PROVEN</span> — no failure, but not everything was proven: "
                 f"{escape(gaps)}")
+    elif run.rehearsal:
+        text = (f"<span class='other'>REHEARSED</span> — every scenario passed on the {escape(run.target)} "
+                "target; a rehearsal shows the procedure works, not that production is protected")
     else:
         text = _verdict("passed") + " — every scenario passed"
     where = (f"rehearsal on the {escape(run.target)} target, not production evidence: "
@@ -273,7 +277,7 @@ def _immutability(run: RunRecord, b: dict[str, Any], retention: dict[str, str]) 
     said = b.get("object_lock") or b.get("immutability")
     if said:
         return str(said)
-    store = "; ".join(e for e in run.emulated if "WORM" in e)
+    store = "; ".join(e for e in run.emulated if e.startswith("object store"))
     return "; ".join(p for p in (f"policy: {retention.get(str(b.get('job')), 'job not in the policy')}",
                                  store) if p)
 
@@ -462,4 +466,5 @@ def render(inp: AuditInputs) -> str:
             integrity_section(inp), people_and_versions(run), sign_off(), execution_log(run), "</div>"]
     title = f"{REHEARSAL + ' · ' if run.rehearsal else ''}DR drill report {run.run_id}"
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+            f"<style>{CSS}</style></head><body class='{'rehearsal' if run.rehearsal else 'live'}'>"
+            f"{''.join(body)}</body></html>\n")
