@@ -136,7 +136,7 @@ def test_the_first_page_shows_the_verdict_table_in_chromium(drill_run: DrillRun)
     assert "PASS" in dom.split('data-verdict-text="')[1].split('"')[0]
     assert dom.split('data-green="')[1].split('"')[0] == "", "a rehearsal's first page shows green"
     assert "SANDBOX REHEARSAL" in dom.split('data-banner="')[1].split('"')[0]
-    assert "REHEARSED — every scenario passed on the sandbox" in dom
+    assert "REHEARSED</span> — every scenario passed on the sandbox target" in dom
     shot = browser.screenshot(drill_run.run_dir / audit.AUDIT_REPORT, artefacts / "first-page.png")
     assert _png_size(shot) == browser.A4_96DPI
     assert shot.stat().st_size > 20_000, "the screenshot is nearly blank"

@@ -209,9 +209,9 @@ def overall(run: RunRecord) -> str:
                 "target; a rehearsal shows the procedure works, not that production is protected")
     else:
         text = _verdict("passed") + " — every scenario passed"
-    where = (f"rehearsal on the {escape(run.target)} target, not production evidence: "
-             if run.rehearsal else "")
-    return f"<p class='overall'>Overall ({where or 'live target'}): {text}</p>".replace(": :", ":")
+    where = f"rehearsal on the {escape(run.target)} target, not production evidence" if run.rehearsal \
+        else "live target"
+    return f"<p class='overall'>Overall ({where}): {text}</p>"
 
 
 def interrupted_line(run: RunRecord) -> str:
