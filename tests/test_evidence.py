@@ -64,3 +64,4 @@ def test_the_report_says_rehearsal_first_and_shows_the_reason(probe_run) -> None
     title = re.search(r"<title[^>]*>(.*?)</title>", html)[1]
     assert title.startswith("SANDBOX REHEARSAL — not production evidence")
     assert "CRC check failed" in html
+    assert "Id: probe/a-step-that-works-and-one-that-is-refused" in html

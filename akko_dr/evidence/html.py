@@ -55,7 +55,7 @@ def scenario(rec: ScenarioRecord) -> str:
         f"<tr><td>{escape(s.keyword)} {escape(s.text)}</td><td>{escape(s.status)}</td>"
         f"<td>{s.duration_s:.3f}s</td><td>{escape(s.error)}</td></tr>" for s in rec.steps)
     parts = [f"<h4>{escape(rec.feature)} — {escape(rec.name)}</h4>",
-             f"<p>Tags: {escape(' '.join(rec.tags))}</p>"]
+             f"<p>Id: {escape(rec.id)} · Tags: {escape(' '.join(rec.tags))}</p>"]
     if rec.error:
         parts.append(f"<p><b>Reason:</b> {escape(rec.error)}</p>")
     parts.append("<table class='akko-steps'><tr><th>Step</th><th>Status</th><th>Duration</th>"
