@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from akko_dr.errors import PolicyError
 from akko_dr.evidence.plugin import record_of
-from akko_dr.evidence.record import RunRecord, one_line
+from akko_dr.evidence.record import RunRecord
 from akko_dr.findings import KNOWN_FINDING, load_known_findings, match_finding
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
@@ -82,30 +83,36 @@ def sandbox(sandbox_and_target: tuple[Sandbox | None, Target]) -> Sandbox:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Findings the test command expects on this target become strict xfails (see known_findings)."""
+    """Load the findings the test command expects on this target (see known_findings); expired ones stop."""
     path = config.getoption("known_findings")
     if path is None:
         return
-    findings = load_known_findings(path, config.getoption("target"))
-    for item in items:
-        if finding := match_finding(findings, item):
-            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known finding: {finding.reason}"))
-            item.stash[KNOWN_FINDING] = finding
+    try:
+        config.stash[KNOWN_FINDING] = load_known_findings(path, config.getoption("target"))
+    except PolicyError as err:
+        raise pytest.UsageError(str(err)) from None
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: runs after the evidence plugin recorded it
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """A known finding stays a failed scenario in the evidence; failing for another reason fails the test."""
+    """A known finding stays a failed scenario in the evidence and an xfail here, while it fails for its
+    reason; failing for another reason, or no longer failing, fails the test."""
     outcome = yield
     report = outcome.get_result()
-    finding = item.stash.get(KNOWN_FINDING, None)
-    if finding is None or report.when != "call":
+    findings = item.config.stash.get(KNOWN_FINDING, [])
+    if not findings or report.when != "call" or "_pytest_bdd_example" not in item.fixturenames:
         return
     record = record_of(item)
-    if hasattr(report, "wasxfail"):
-        record.status = "failed"
-        record.error = one_line(call.excinfo.value) if call.excinfo else record.error
-        record.details["known finding"] = finding.reason
-        if finding.reason not in record.error:
-            report.outcome, report.longrepr = "failed", (
-                f"failed for another reason than the known finding {finding.reason!r}: {record.error}")
+    finding = match_finding(findings, record.ids)
+    if finding is None:
+        return
+    waived = f"{finding.id}: {finding.justification} (waived until {finding.expires})"
+    record.details["known finding"] = waived
+    if record.status == "failed" and finding.reason in record.error:
+        report.outcome, report.wasxfail = "skipped", f"known finding {finding.id}: {finding.reason}"
+    elif record.status == "failed":
+        report.longrepr = (f"failed for another reason than the known finding {finding.id} "
+                           f"({finding.reason!r}): {record.error}")
+    else:
+        report.outcome, report.longrepr = "failed", (
+            f"known finding {finding.id} did not fail as stated ({record.status}): remove or update it")

@@ -4,46 +4,40 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from pathlib import Path
 
-import pytest
-
+from akko_dr import bundle
+from akko_dr.evidence import console
 from akko_dr.wiring import TARGET_KINDS
 
 
 def _drill(args: argparse.Namespace, extra: list[str]) -> int:
     if not Path(args.steps).is_dir():
-        print(f"akko-dr: no steps folder at {args.steps} (run from the harness checkout)", file=sys.stderr)
+        print(f"akko-dr: no steps folder at {args.steps}", file=sys.stderr)
         return 2
-    argv = [args.steps, "--target", args.target, "--evidence-dir", args.evidence_dir, "-q", *extra]
-    if args.target_file:
-        argv += ["--target-file", args.target_file]
-    if args.allow_destructive:
-        argv.append("--allow-destructive")
-    code = int(pytest.main(argv))
-    latest = Path(args.evidence_dir) / "latest"
-    if (latest / "results.json").exists():
-        results = json.loads((latest / "results.json").read_text())
-        print(f"\nEvidence: {latest.resolve() / 'report.html'}")
-        print(f"Results:  {latest.resolve() / 'results.json'}")
-        print(f"Report:   {latest.resolve() / 'audit-report.html'}  (akko-dr verify {latest.resolve()})")
-        for sc in results["scenarios"]:
-            figures = ""
-            if sc["rto_seconds"] is not None:
-                figures = f"  RTO {sc['rto_seconds']:.1f}s  RPO {sc['rpo_seconds'] or 0:.1f}s"
-            print(f"  {sc['status']:7} {sc['name']}{figures}")
-    return code
+    evidence = str(Path(args.evidence_dir).resolve())  # relative to where the operator runs it
+    argv = [args.steps, "--target", args.target, "--evidence-dir", evidence]
+    for option in ("target_file", "allow_destructive", "approved_by"):
+        if value := getattr(args, option):
+            argv += [f"--{option.replace('_', '-')}", value]
+    if args.fresh_backup:
+        argv.append("--fresh-backup")
+    return console.run("drill", argv, extra, evidence)
 
 
 def add_drill_command(sub: argparse._SubParsersAction) -> None:
     drill = sub.add_parser("drill", help="run the drill features and write evidence to reports/")
     drill.add_argument("--target", choices=TARGET_KINDS, default="sandbox")
     drill.add_argument("--target-file", default=None)
-    drill.add_argument("--allow-destructive", action="store_true")
+    drill.add_argument("--allow-destructive", default=None, metavar="NAMESPACE",
+                       help="live only: let drills change the cluster, repeating the target's namespace")
+    drill.add_argument("--approved-by", default=None, metavar="NAME",
+                       help="who approved a destructive run on a production target")
+    drill.add_argument("--fresh-backup", action="store_true",
+                       help="live only: run the backup job first instead of restoring the newest scheduled one")
     drill.add_argument("--evidence-dir", default="reports")
-    drill.add_argument("--steps", default="steps", help="the step definitions folder")
+    drill.add_argument("--steps", default=str(bundle.steps_dir()), help="the step definitions folder")
     drill.set_defaults(handler=_drill)
 
 
@@ -55,6 +49,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("akko_dr.commands_verify", "add_keygen_command"),
     ("akko_dr.commands_verify", "add_archive_command"),
     ("akko_dr.checks.command", "add_check_command"),
+    ("akko_dr.nightly", "add_nightly_command"),
 )
 
 

@@ -18,9 +18,17 @@ def _targets(path: Path) -> list[Path]:
     return integrity.sealed_runs(path) or [path]
 
 
-def _pinned(path: str | None) -> str | None:
-    """The base64 public key held in a ``.pub`` file written by ``keygen``."""
-    return Path(path).read_text().strip() if path else None
+def _pinned(path: str | None, evidence: Path) -> str | None:
+    """The base64 public key held in a ``.pub`` file written by ``keygen``, from outside the evidence."""
+    if not path:
+        return None
+    if Path(path).resolve().is_relative_to(evidence.resolve()):
+        raise integrity.IntegrityError(f"--public-key {path} lies inside {evidence}: a key the evidence "
+                                       "carries proves nothing; give the owner's key from elsewhere")
+    try:
+        return Path(path).read_text().strip()
+    except OSError as err:
+        raise integrity.IntegrityError(f"--public-key {path}: cannot read ({err.strerror})") from None
 
 
 def _checks(path: Path, pinned: str | None) -> list[integrity.Verification]:
@@ -33,7 +41,12 @@ def _checks(path: Path, pinned: str | None) -> list[integrity.Verification]:
 
 def _verify(args: argparse.Namespace, extra: list[str]) -> int:
     failed = 0
-    for result in _checks(Path(args.path), _pinned(args.public_key)):
+    try:
+        pinned = _pinned(args.public_key, Path(args.path))
+    except integrity.IntegrityError as err:
+        print(f"akko-dr: {err}", file=sys.stderr)
+        return 2
+    for result in _checks(Path(args.path), pinned):
         run_dir = result.run_dir
         print(f"{'OK  ' if result.ok else 'FAIL'} {run_dir}")
         for line in result.problems:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import yaml
 
 from akko_dr.errors import PolicyError
+from akko_dr.evidence import redact
 from akko_dr.policy import Policy, parse_duration
 from akko_dr.ports import ExportLocation
 from akko_dr.targets import Target
@@ -152,14 +153,18 @@ SecretReader = Callable[[str, str, str], str]
 
 def resolve(credential: Credential | None, read_secret: SecretReader,
             env: Mapping[str, str] = os.environ) -> str | None:
-    """The credential's value, from the environment or a Kubernetes Secret (never logged)."""
+    """The credential's value, from the environment or a Kubernetes Secret (never logged: it joins the
+    evidence's redaction set)."""
     if credential is None:
         return None
     if credential.env:
         if credential.env not in env:
             raise PolicyError(f"credential from {credential}: the variable is not set")
-        return env[credential.env]
-    return read_secret(*credential.secret)
+        value = env[credential.env]
+    else:
+        value = read_secret(*credential.secret)
+    redact.remember(f"credential from {credential}", value)
+    return value
 
 
 def postgres_dsn(tf: TargetFile, password: str | None) -> str:

@@ -83,9 +83,7 @@ def judge_rpo(evidence: ScenarioRecord) -> Callable[[RestoreDatabaseDrill, Targe
     """The measured RPO shows the restore path; the worst case the schedule allows is what is judged."""
 
     def judge(drill: RestoreDatabaseDrill, named: TargetClass) -> None:
-        evidence.details["rpo basis"] = drill.rpo_basis()
-        evidence.details["rpo measured (restore path)"] = drill.rpo().verdict()
-        evidence.judge(drill.rpo_worst_case(), named, drill.database)
+        evidence.judge_rpo(drill.rpo(), drill.rpo_worst_case(), drill.rpo_basis(), named, drill.database)
 
     return judge
 

@@ -186,9 +186,8 @@ def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, klass: str) -> None:
 
 @then(parsers.parse("the data loss is within the {klass} RPO"))
 def _(drill_2: FullRebuildDrill, evidence: ScenarioRecord, klass: str) -> None:
-    evidence.details["rpo basis"] = drill_2.rpo_basis()
-    evidence.details["rpo measured (restore path)"] = drill_2.rpo().verdict()
-    evidence.judge(drill_2.rpo_worst_case(), drill_2.target.policy.klass(klass), "Drill 2")
+    evidence.judge_rpo(drill_2.rpo(), drill_2.rpo_worst_case(), drill_2.rpo_basis(),
+                       drill_2.target.policy.klass(klass), "Drill 2")
 
 
 @then("every database is within the RTO of its own class and the RPO its backup schedule allows")

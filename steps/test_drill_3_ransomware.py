@@ -145,8 +145,8 @@ def _(drill_3: RansomwareDrill, evidence: ScenarioRecord, klass: str) -> None:
 def _(drill_3: RansomwareDrill, evidence: ScenarioRecord, judge_rpo: Callable, klass: str) -> None:
     named = drill_3.target.policy.klass(klass)
     if drill_3.rebuild is not None:
-        evidence.details["rpo basis"] = drill_3.rebuild.rpo_basis()
-        evidence.judge(drill_3.rebuild.rpo_worst_case(), named, "the platform")
+        rebuild = drill_3.rebuild
+        evidence.judge_rpo(rebuild.rpo(), rebuild.rpo_worst_case(), rebuild.rpo_basis(), named, "platform")
     else:
         judge_rpo(drill_3.recovery, named)
 

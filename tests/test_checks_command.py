@@ -18,12 +18,12 @@ def _check(tmp_path: Path, selection: str) -> subprocess.CompletedProcess[str]:
 def test_a_failed_check_exits_non_zero_with_its_reason(tmp_path: Path) -> None:
     run = _check(tmp_path, "critical_data")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "FAILED  Critical data is backed up at least as often as its RPO — RPO " in run.stdout, run.stdout
+    assert "FAIL    Critical data is backed up at least as often as its RPO — RPO " in run.stdout, run.stdout
     assert "akko-dr check: 1 failed" in run.stdout, run.stdout
 
 
 def test_passing_checks_exit_zero(tmp_path: Path) -> None:
     run = _check(tmp_path, "observability or scope_is_protected")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[  2/2] PASSED" in run.stdout, run.stdout
+    assert "[  2/2] PASS" in run.stdout, run.stdout
     assert (tmp_path / "ev" / "latest" / "results.json").is_file()

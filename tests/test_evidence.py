@@ -53,7 +53,9 @@ def test_a_refused_step_fails_the_scenario_with_a_one_line_reason(probe_run) -> 
     assert scenario["error"] == "backup pg/x.sql.gz is corrupt: CRC check failed with a second line"
     assert [s["status"] for s in scenario["steps"]] == ["passed", "failed", "not run"]
     assert scenario["tags"] == ["dora-12.2", "drill-x"]
-    assert data["summary"] == {"passed": 0, "failed": 1, "skipped": 0}
+    assert data["summary"] == {"passed": 0, "failed": 1, "inconclusive": 0, "not-applicable": 0, "skipped": 0,
+                               "not run": 0}
+    assert scenario["id"] == "probe/a-step-that-works-and-one-that-is-refused"
 
 
 def test_the_report_says_rehearsal_first_and_shows_the_reason(probe_run) -> None:
@@ -62,3 +64,4 @@ def test_the_report_says_rehearsal_first_and_shows_the_reason(probe_run) -> None
     title = re.search(r"<title[^>]*>(.*?)</title>", html)[1]
     assert title.startswith("SANDBOX REHEARSAL — not production evidence")
     assert "CRC check failed" in html
+    assert "Id: probe/a-step-that-works-and-one-that-is-refused" in html

@@ -20,7 +20,7 @@ def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]
 def test_drill_1_on_the_sandbox_leaves_measured_evidence(tmp_path: Path) -> None:
     proc, results = _run(tmp_path, "-k", "dropped_table")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "Evidence: " in proc.stdout and "report.html" in proc.stdout
+    assert "Report:   " in proc.stdout and "audit-report.html" in proc.stdout
     [drill] = results["scenarios"]
     assert drill["status"] == "passed"
     assert 0 < drill["rto_seconds"] <= drill["rto_target_seconds"]

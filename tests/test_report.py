@@ -144,7 +144,8 @@ def test_the_report_declares_objectives_and_fills_the_playbook_lines(two_runs) -
         for criterion in drill["criteria"]:
             assert criterion in report.replace("&#x27;", "'")
     rto = format_duration(_measured(results[1])["rto_seconds"])
-    assert f"Record your number here: <b>{rto} " in report
+    assert f"Record your number here: <b>{audit.BLANK}</b> — rehearsal: {rto} " in report
+    assert "(sandbox, not for the annex)" in report
     assert "DORA Art. 12(3) — restoration into segregated systems" in report
     assert "A. Owner (test owner)" in report and "B. Ops (ops lead), attested tabletop" in report
 
@@ -158,7 +159,7 @@ def test_the_checklist_and_deficiencies_name_what_is_open(two_runs) -> None:
     assert "Sign-off by compliance officer" in deficiencies
     assert "Then the replica is promoted</td><td>not applicable</td><td>the sandbox has no replica" \
         in deficiencies
-    assert deficiencies.count("Owner") == 1 and "Due date" in deficiencies
+    assert deficiencies.count("<th>Owner</th>") == 1 and "Due date" in deficiencies
 
 
 def test_metrics_are_written_in_prometheus_text_format(two_runs) -> None:

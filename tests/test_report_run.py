@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def drill_run(tmp_path_factory: pytest.TempPathFactory) -> DrillRun:
 def test_the_run_is_sealed_by_the_configured_key_and_verifies(drill_run: DrillRun, capsys) -> None:
     assert main(["verify", str(drill_run.run_dir), "--public-key", str(drill_run.public)]) == 0
     out = capsys.readouterr().out
-    assert "signature valid" in out and "(configured)" in out
+    assert "signature verified against the trusted key" in out and "(configured)" in out
 
 
 def test_the_audit_report_carries_the_measured_figures(drill_run: DrillRun) -> None:
@@ -75,7 +76,7 @@ def test_the_audit_report_carries_the_measured_figures(drill_run: DrillRun) -> N
     assert measured["backup"]["sha256"] in report
     job_retention = finish.retention(load_policy())[measured["backup"]["job"]]
     assert f"Immutability</th><td>policy: {job_retention}; object store: " in report
-    assert "segregated restore: yes" in first
+    assert escape(audit.segregation(measured["details"])) in first  # as the drill recorded it
 
 
 @NEEDS_CHROMIUM
@@ -122,11 +123,20 @@ def test_the_first_page_shows_the_verdict_table_in_chromium(drill_run: DrillRun)
     probe.write_text((drill_run.run_dir / audit.AUDIT_REPORT).read_text().replace(
         "</body>", "<script>const t = document.getElementById('verdict');"
                    "document.body.dataset.verdictBottom = t ? t.getBoundingClientRect().bottom : -1;"
-                   "document.body.dataset.verdictText = t ? t.innerText : '';</script></body>"))
+                   "document.body.dataset.verdictText = t ? t.innerText : '';"
+                   "const green = [...document.querySelectorAll('body *')].filter(e => "
+                   "getComputedStyle(e).color === 'rgb(0, 102, 0)' && e.getBoundingClientRect().top < "
+                   f"{browser.A4_PRINT_AREA[1]});"
+                   "document.body.dataset.green = green.map(e => e.innerText).join('|');"
+                   "document.body.dataset.banner = document.querySelector('.banner').innerText;"
+                   "</script></body>"))
     dom = browser.dump_dom(probe, browser.A4_PRINT_AREA)
     bottom = float(dom.split('data-verdict-bottom="')[1].split('"')[0])
     assert 0 < bottom <= browser.A4_PRINT_AREA[1], f"verdict table ends at {bottom}px, past the first page"
     assert "PASS" in dom.split('data-verdict-text="')[1].split('"')[0]
+    assert dom.split('data-green="')[1].split('"')[0] == "", "a rehearsal's first page shows green"
+    assert "SANDBOX REHEARSAL" in dom.split('data-banner="')[1].split('"')[0]
+    assert "REHEARSED</span> — every scenario passed on the sandbox target" in dom
     shot = browser.screenshot(drill_run.run_dir / audit.AUDIT_REPORT, artefacts / "first-page.png")
     assert _png_size(shot) == browser.A4_96DPI
     assert shot.stat().st_size > 20_000, "the screenshot is nearly blank"

@@ -69,11 +69,16 @@ def fill(run: RunRecord, trigger: str, people: list[str] | None, policy_path: ob
     run.trigger, run.participants = trigger, participants(people)
     run.host, run.clock_source = socket.gethostname(), clock_source()
     run.versions, run.dora_refs = versions(), dora_refs(markers)
+    declare(run, policy_path)
+
+
+def declare(run: RunRecord, policy_path: object, judged_in: dict[str, str] | None = None) -> None:
+    """Declare each drill's objectives and targets from the policy (classes from the drills' tags)."""
     try:
         policy = load_policy(policy_path)  # type: ignore[arg-type]
         run.policy_name, run.policy_version, run.policy_source = policy.name, policy.version, policy.source
         run.namespace = policy.namespace
-        run.declared = objectives.declare(policy)
+        run.declared = objectives.declare(policy, judged_in)
     except PolicyError as err:
         run.declared = [{"drill": "policy", "title": "policy could not be loaded", "objective": str(err),
                          "scope": [], "criteria": [], "reference_rto": None}]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from akko_dr.errors import PolicyError
-from akko_dr.evidence import audit, browser, history, integrity, metrics, redact
+from akko_dr.evidence import audit, browser, exports, history, integrity, metrics, redact
 from akko_dr.evidence.objectives import checklist
 from akko_dr.evidence.record import RunRecord, one_line
 from akko_dr.policy import Policy, format_duration
@@ -29,6 +29,8 @@ class Finishing:
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # name -> value, never written
+    register: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> owner fields (findings file)
+    signed: dict[str, Any] = field(default_factory=dict)  # policy, playbook, harness, participants
 
 
 def _outputs(run: RunRecord, pdf: bool) -> dict[str, str]:
@@ -68,7 +70,7 @@ def _report(run: RunRecord, fin: Finishing, past: list[dict[str, Any]], previous
         raise PolicyError("the policy could not be loaded: no checklist or retention to report")
     inputs = audit.AuditInputs(run, checklist(run, fin.policy), past, fin.signer.describe(), previous,
                                outputs=_outputs(run, make_pdf), notes=fin.notes,
-                               retention=retention(fin.policy))
+                               retention=retention(fin.policy), register=fin.register)
     path = run.run_dir / audit.AUDIT_REPORT
     path.write_text(audit.render(inputs))
     return path
@@ -77,7 +79,7 @@ def _report(run: RunRecord, fin: Finishing, past: list[dict[str, Any]], previous
 def _scan(run_dir: Path, secrets: dict[str, str]) -> list[str]:
     """Redact secrets from the run's text files and the history store, before the PDF and the seal."""
     files = [run_dir / f for f in integrity.run_files(run_dir)] + [run_dir.parent / history.HISTORY]
-    return redact.scrub((f for f in files if f.is_file()), secrets)
+    return redact.scrub((f for f in files if f.is_file()), {**secrets, **redact.RUNTIME})
 
 
 def finish(run: RunRecord, fin: Finishing) -> Path:
@@ -91,6 +93,7 @@ def finish(run: RunRecord, fin: Finishing) -> Path:
     make_pdf = fin.pdf and browser.chromium() is not None
     if fin.pdf and not make_pdf:
         fin.notes.append("PDF not produced: chromium is not installed")
+    _step(fin, "cucumber", lambda: exports.fix_cucumber(run))
     previous = integrity.previous_link(run.run_dir)
     report = _step(fin, "audit report", lambda: _report(run, fin, past, previous, make_pdf))
     fin.failures += _step(fin, "secrets scan", lambda: _scan(run.run_dir, fin.secrets)) or []
@@ -98,7 +101,8 @@ def finish(run: RunRecord, fin: Finishing) -> Path:
         _step(fin, "pdf", lambda: browser.print_pdf(report, run.run_dir / PDF))
     fin.timings["total before sealing"] = round(time.monotonic() - start, 3)
     t0 = time.monotonic()
-    extra = {"evidence_step_seconds": fin.timings, "notes": fin.notes, "failures": fin.failures}
+    extra = {"evidence_step_seconds": fin.timings, "notes": fin.notes, "failures": fin.failures,
+             "incomplete": run.interrupted or None, **fin.signed}
     path = integrity.seal(run.run_dir, fin.signer, previous, extra)
     fin.timings["seal"] = round(time.monotonic() - t0, 3)
     fin.timings["total"] = round(time.monotonic() - start, 3)

@@ -33,7 +33,8 @@ def figures(run: RunRecord) -> list[dict[str, Any]]:
              "rehearsal": run.rehearsal, "drill": drill_of(rec), "database": rec.details.get("database", ""),
              "scenario": rec.name, "class": rec.target_class, "status": rec.status,
              "rto_seconds": rec.rto_seconds, "rto_target_seconds": rec.rto_target_seconds,
-             "rpo_seconds": rec.rpo_seconds, "rpo_target_seconds": rec.rpo_target_seconds}
+             "rpo_seconds": rec.rpo_seconds, "rpo_target_seconds": rec.rpo_target_seconds,
+             "rpo_worst_case_seconds": rec.rpo_worst_case_seconds}
             for rec in run.scenarios if judged(rec)]
 
 

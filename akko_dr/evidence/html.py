@@ -10,10 +10,17 @@ from akko_dr.policy import format_duration
 REHEARSAL = "SANDBOX REHEARSAL — not production evidence"
 
 
+def counts_line(run: RunRecord) -> str:
+    """``5 scenarios: 3 passed, 1 failed, 1 not applicable``: the counts of results.json."""
+    counts = run.counts()
+    parts = ", ".join(f"{n} {s.replace('-', ' ')}" for s, n in counts.items() if n)
+    return f"{sum(counts.values())} scenarios: {parts or 'none ran'}" + (" — INCOMPLETE" if run.incomplete
+                                                                          else "")
+
+
 def title(run: RunRecord) -> str:
-    if run.rehearsal:
-        return f"{REHEARSAL} · AKKO DR drills · run {run.run_id}"
-    return f"AKKO DR drills · LIVE target · run {run.run_id}"
+    where = REHEARSAL if run.rehearsal else "LIVE target"
+    return f"{where} · AKKO DR drills · run {run.run_id} · {counts_line(run)}"
 
 
 def _fig(value: float | None) -> str:
@@ -48,7 +55,7 @@ def scenario(rec: ScenarioRecord) -> str:
         f"<tr><td>{escape(s.keyword)} {escape(s.text)}</td><td>{escape(s.status)}</td>"
         f"<td>{s.duration_s:.3f}s</td><td>{escape(s.error)}</td></tr>" for s in rec.steps)
     parts = [f"<h4>{escape(rec.feature)} — {escape(rec.name)}</h4>",
-             f"<p>Tags: {escape(' '.join(rec.tags))}</p>"]
+             f"<p>Id: {escape(rec.id)} · Tags: {escape(' '.join(rec.tags))}</p>"]
     if rec.error:
         parts.append(f"<p><b>Reason:</b> {escape(rec.error)}</p>")
     parts.append("<table class='akko-steps'><tr><th>Step</th><th>Status</th><th>Duration</th>"

@@ -198,21 +198,31 @@ def _check_files(run_dir: Path, listed: dict[str, Any], out: Verification) -> No
     out.notes.append(f"{len(listed)} files checked against their sha256")
 
 
+UNSIGNED = "unsigned rehearsal: no trusted key"
+
+
 def _check_signature(run_dir: Path, manifest: dict[str, Any], body: bytes, pinned: str | None,
                      out: Verification) -> None:
+    """The signature matches the manifest; it is *verified* only against a key given from outside."""
     signer = manifest.get("signer") or {}
     sig = run_dir / SIGNATURE
     if not sig.is_file():
         out.problems.append(f"missing file: {SIGNATURE} (the manifest is not signed)")
-    elif not _signature_ok(signer.get("public_key", ""), sig.read_text().strip(), body):
+        return
+    if not _signature_ok(signer.get("public_key", ""), sig.read_text().strip(), body):
         out.problems.append(f"bad signature: {SIGNATURE} does not match {MANIFEST}")
-    else:
-        out.notes.append(f"signature valid: Ed25519 key {signer.get('key_id')} ({signer.get('kind')})")
+        return
     if pinned and signer.get("public_key") != pinned:
         out.problems.append(f"signed by key {signer.get('key_id')}, not by the expected key "
                             f"{key_id(load_public_key(pinned))}")
+    elif pinned:
+        out.notes.append(f"signature verified against the trusted key {signer.get('key_id')} "
+                         f"({signer.get('kind')})")
+    else:
+        out.notes.append(f"integrity checked (the signature matches key {signer.get('key_id')} named in the "
+                         "manifest); signature NOT verified against a trusted key: give --public-key KEY.pub")
     if signer.get("kind") == "ephemeral":
-        out.notes.append("signer is an ephemeral run key: a rehearsal signature, not bound to an identity")
+        out.notes.append(f"{UNSIGNED}: the key was made for this run and discarded")
 
 
 def _check_countersignatures(run_dir: Path, body: bytes, out: Verification) -> None:

@@ -15,8 +15,17 @@ JOB = "akko-dr"
 _LABELS = ("drill", "database", "target")
 
 
-def _latest(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["drill"], r["database"]): r for r in rows}
+def _latest(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (drill, database), the last row that measured ``key``: a later row without it hides nothing."""
+    return {(r["drill"], r["database"]): r for r in rows if r.get(key) is not None}
+
+
+def _passed(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(drill, database) -> target, for each drill whose every scenario passed in this run."""
+    keys: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        keys.setdefault((r["drill"], r["database"]), []).append(r)
+    return {k: rs[-1]["target"] for k, rs in keys.items() if all(r["status"] == "passed" for r in rs)}
 
 
 def _last_success(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
@@ -28,7 +37,7 @@ def _last_success(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
 
 
 def registry_for(current: list[dict[str, Any]], history: list[dict[str, Any]]) -> CollectorRegistry:
-    """Gauges of this run's figures; the last success comes from the whole history."""
+    """Gauges of this run's figures; the last success (from the history) only for drills that passed now."""
     reg = CollectorRegistry()
     gauges = {
         "rto_seconds": Gauge("akko_dr_restore_duration_seconds",
@@ -39,17 +48,20 @@ def registry_for(current: list[dict[str, Any]], history: list[dict[str, Any]]) -
                                     _LABELS, registry=reg),
         "rpo_target_seconds": Gauge("akko_dr_rpo_target_seconds", "RPO target from the policy",
                                     _LABELS, registry=reg),
+        "rpo_worst_case_seconds": Gauge("akko_dr_rpo_worst_case_seconds",
+                                        "Data loss the backup schedule allows (judged against the RPO)",
+                                        _LABELS, registry=reg),
     }
     success = Gauge("akko_dr_last_success_timestamp_seconds",
-                    "Unix time the drill last passed", _LABELS, registry=reg)
-    for (drill, db), row in _latest(current).items():
-        for key, gauge in gauges.items():
-            if row.get(key) is not None:
-                gauge.labels(drill, db, row["target"]).set(row[key])
-    wanted = {(r["drill"], r["database"]): r["target"] for r in current}
+                    "Unix time the drill last passed (only for drills that passed in this run)", _LABELS,
+                    registry=reg)
+    for key, gauge in gauges.items():
+        for (drill, db), row in _latest(current, key).items():
+            gauge.labels(drill, db, row["target"]).set(row[key])
+    passed = _passed(current)
     for key, when in _last_success(history).items():
-        if key in wanted:
-            success.labels(*key, wanted[key]).set(when)
+        if key in passed:
+            success.labels(*key, passed[key]).set(when)
     return reg
 
 

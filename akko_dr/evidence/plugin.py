@@ -8,13 +8,14 @@ Steps add figures through the ``evidence`` fixture.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from akko_dr.errors import Inconclusive, NotApplicable, PolicyError
-from akko_dr.evidence import context, html, integrity, redact
+from akko_dr.evidence import context, exports, html, integrity, interrupt, provenance, redact, register
 from akko_dr.evidence.finish import Finishing, finish
 from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
 from akko_dr.measure import utcnow
@@ -39,6 +40,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--participant", action="append", default=None, metavar="'NAME (ROLE)'",
                     help=f"someone taking part; repeat (or ${context.PARTICIPANTS_ENV}, ';'-separated)")
     group.addoption("--no-audit-pdf", action="store_true", help="do not print the audit report to PDF")
+    group.addoption("--findings-file", default=None, metavar="YAML",
+                    help="severity, owner, due date, root cause and re-test of findings, keyed by "
+                         "scenario or check id (absent: \"unassigned\")")
+    group.addoption("--playbook", default=None, metavar="FILE",
+                    help="the playbook document the policy came from: its sha256 goes in the manifest")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -60,13 +66,38 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.self_contained_html = True
     try:
         signer = integrity.signer_for(config.getoption("signing_key"), base)
-    except integrity.IntegrityError as err:
+        owners = register.load(config.getoption("findings_file"))
+    except (integrity.IntegrityError, PolicyError) as err:
         raise pytest.UsageError(str(err)) from None
     context.fill(run, config.getoption("trigger"), config.getoption("participant"),
                  config.getoption("policy", None), config.getini("markers"))
     plugin = EvidencePlugin(run, signer, not config.getoption("no_audit_pdf"))
-    plugin.secrets = redact.snapshot(config.getoption("target_file", None))
+    plugin.secrets, plugin.register = redact.snapshot(config.getoption("target_file", None)), owners
+    plugin.interrupts.install()
     config.pluginmanager.register(plugin, "akko-dr-evidence")
+
+
+def scenario_name(item: pytest.Item) -> str:
+    """The scenario's name as the feature reads, its outline placeholders filled in."""
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or item.name
+    name = doc.rpartition(": ")[2]
+    example = getattr(getattr(item, "callspec", None), "params", {}).get("_pytest_bdd_example", {})
+    for key, value in (example or {}).items():
+        name = name.replace(f"<{key}>", str(value))
+    return name
+
+
+def judged_classes(items: list[pytest.Item]) -> dict[str, str]:
+    """Drill -> the class its scenarios are tagged with (``@drill-3 @class-control-plane``)."""
+    out: dict[str, str] = {}
+    for item in items:
+        names = [m.name for m in item.iter_markers()]
+        drills = [n for n in names if n.startswith("drill-")]
+        classes = [n.removeprefix("class-") for n in names if n.startswith("class-")]
+        for drill in drills[:1]:
+            if classes:
+                out.setdefault(drill, classes[0])
+    return out
 
 
 def record_of(item: pytest.Item) -> ScenarioRecord:
@@ -159,12 +190,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             rec.error = one_line(call.excinfo.value)
         elif report.skipped and call.excinfo is not None:
             rec.error = str(getattr(call.excinfo.value, "msg", call.excinfo.value))
+        report.akko_status, report.akko_reason = rec.status, rec.error  # for the console's one line
     if report.when == "call":
         report.akko_figures = html.figures_cell(rec)
     if report.when == "teardown":
         rec.finished_at = utcnow().isoformat()
         if not report.passed and rec.status == "passed":
             rec.status, rec.error = "failed", one_line(call.excinfo.value)
+        report.user_properties.extend(exports.junit_properties(rec))  # JUnit reads the teardown report
         extras = getattr(report, "extras", [])
         pytest_html = item.config.pluginmanager.getplugin("html")
         if pytest_html is not None:
@@ -178,11 +211,41 @@ class EvidencePlugin:
     def __init__(self, run: RunRecord, signer: integrity.Signer, pdf: bool = True) -> None:
         self.run, self.signer, self.pdf = run, signer, pdf
         self.secrets: dict[str, str] = {}
+        self.register: dict[str, dict[str, str]] = {}
+        self.interrupts = interrupt.Interrupts()
+        self.titles: dict[str, str] = {}  # nodeid -> scenario name, in collection order
+        self.finished: set[str] = set()
+        self.current = ""
+        self.session: pytest.Session | None = None
+        self.html_report: object | None = None  # pytest-html's report data: its title is set again at the end
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Declare each drill's objectives and targets now: after collection, before the first scenario."""
+        self.titles = {item.nodeid: scenario_name(item) for item in session.items}
+        context.declare(self.run, session.config.getoption("policy", None), judged_classes(session.items))
+
+    def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
+        self.current = nodeid
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.finished.add(report.nodeid)  # it has a result: not "not run", even if its teardown is cut
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        not_run = [title for nodeid, title in self.titles.items() if nodeid not in self.finished]
+        interrupt.mark(self.run, self.interrupts.signal, self.titles.get(self.current, ""), not_run)
 
     def pytest_html_report_title(self, report) -> None:
+        self.html_report = report
         report.title = html.title(self.run)
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        """At the end, the title counts the scenarios as results.json does."""
+        if self.html_report is not None:
+            self.html_report.title = html.title(self.run)
         prefix.append(html.summary(self.run))
 
     def pytest_html_results_table_header(self, cells) -> None:
@@ -194,7 +257,7 @@ class EvidencePlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         run = self.run
-        if not run.scenarios:
+        if not (run.scenarios or run.incomplete):
             return
         run.finished_at = utcnow().isoformat()
         run.write()
@@ -204,20 +267,48 @@ class EvidencePlugin:
         latest.symlink_to(run.run_dir.name)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        """Once every writer (pytest-html, JUnit, Cucumber) is done: report, metrics, history, seal."""
-        if not self.run.scenarios:
+        """Once every writer (pytest-html, JUnit, Cucumber) is done: report, metrics, history, seal.
+
+        A failure of this evidence step is a harness error: the exit code becomes 2.
+        """
+        self.interrupts.restore()
+        if not (self.run.scenarios or self.run.incomplete):
             return
+        try:
+            fin, manifest = self._finish(config)
+        except Exception as err:  # the run could not be sealed: say so, never exit as if it passed
+            self._harness_error()
+            self._say(config, f"akko-dr evidence step FAILED, the run is NOT sealed: {one_line(err)}", True)
+            return
+        steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in fin.timings.items() if k != "total")
+        key = f"{self.signer.kind} key {self.signer.key_id}"
+        self._say(config, f"akko-dr evidence sealed: {manifest} ({key}); "
+                          f"evidence step {fin.timings['total'] * 1000:.0f} ms ({steps})")
+        for failure in fin.failures:
+            self._say(config, f"akko-dr evidence step FAILED: {failure}", True)
+        if fin.failures:
+            self._harness_error()
+
+    def _finish(self, config: pytest.Config) -> tuple[Finishing, Path]:
         try:
             policy: Policy | None = load_policy(config.getoption("policy", None))
         except PolicyError:
             policy = None  # the audit report names the failure; the run is still sealed
-        fin = Finishing(self.signer, policy, self.pdf, secrets=self.secrets)
-        manifest = finish(self.run, fin)
+        signed = provenance.signed(config.getoption("policy", None), config.getoption("playbook"),
+                                   self.run.policy_version, self.run.participants)
+        fin = Finishing(self.signer, policy, self.pdf, secrets=self.secrets, register=self.register,
+                        signed=signed)
+        return fin, finish(self.run, fin)
+
+    def _harness_error(self) -> None:
+        if self.session is not None and self.session.exitstatus in (pytest.ExitCode.OK,
+                                                                    pytest.ExitCode.TESTS_FAILED):
+            self.session.exitstatus = pytest.ExitCode.INTERRUPTED  # 2: a harness error, not a finding
+
+    @staticmethod
+    def _say(config: pytest.Config, line: str, error: bool = False) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in fin.timings.items() if k != "total")
-            reporter.write_line(f"akko-dr evidence sealed: {manifest} ({self.signer.kind} key "
-                                f"{self.signer.key_id}); evidence step {fin.timings['total'] * 1000:.0f} ms "
-                                f"({steps})")
-            for failure in fin.failures:
-                reporter.write_line(f"akko-dr evidence step FAILED: {failure}", red=True, bold=True)
+            reporter.write_line(line, red=error, bold=error)
+        else:
+            print(line, file=sys.stdout, flush=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,22 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, DrillError | PolicyError | AssertionError):
         return first or type(exc).__name__
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def slug(text: str) -> str:
+    """Lower-case words joined by dashes: ``The <job> ran`` -> ``the-job-ran``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+STATUSES = ("passed", "failed", "inconclusive", "not-applicable", "skipped", "not run")
+GAPS = ("inconclusive", "not-applicable", "skipped", "not run")  # coverage gaps: neither passed nor a finding
+
+
+def status_word(status: str, error: str = "") -> str:
+    """What a status reads as: PASS, FAIL, INCONCLUSIVE (emulator), NOT APPLICABLE, SKIPPED, NOT RUN."""
+    if status == "inconclusive":
+        return "INCONCLUSIVE (emulator)" if "emulator" in error else "INCONCLUSIVE"
+    return {"passed": "PASS", "failed": "FAIL"}.get(status, status.replace("-", " ").upper())
 
 
 @dataclass
@@ -39,7 +56,7 @@ class ScenarioRecord:
     feature_file: str = ""
     name: str = ""
     tags: list[str] = field(default_factory=list)
-    status: str = "not run"  # passed | failed | skipped
+    status: str = "not run"  # see STATUSES
     error: str = ""
     started_at: str = ""
     finished_at: str = ""
@@ -48,10 +65,25 @@ class ScenarioRecord:
     rpo_seconds: float | None = None
     rto_target_seconds: float | None = None
     rpo_target_seconds: float | None = None
+    rpo_worst_case_seconds: float | None = None  # the loss the backup schedule allows: judged against the RPO
+    rpo_basis: str = ""  # what the measured RPO shows ("backup taken by the drill 3 s before the incident")
     target_class: str | None = None
     verdicts: list[str] = field(default_factory=list)
     backup: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """A stable id: the check id(s) the scenario recorded, else ``<feature stem>/<scenario slug>``."""
+        checks = [str(c).partition(":")[0].strip() for c in self.details.get("checks", [])]
+        if checks:
+            return ", ".join(dict.fromkeys(checks))
+        stem = Path(self.feature_file).stem if self.feature_file else slug(self.feature)
+        return f"{stem}/{slug(self.name or self.nodeid)}"
+
+    @property
+    def ids(self) -> list[str]:
+        return self.id.split(", ")
 
     def measure(self, m: Measurement) -> None:
         """Record a measured RTO or RPO with its target and verdict."""
@@ -66,6 +98,17 @@ class ScenarioRecord:
         assert named == m.klass, f"{subject} is in class {m.klass.title} in the policy, not {named.title}"
         self.measure(m)
         assert m.met, m.verdict()
+
+    def judge_rpo(self, measured: Measurement, worst: Measurement, basis: str, named: TargetClass,
+                  subject: str) -> None:
+        """Record the measured RPO (the restore path) with its basis, and judge the worst case the backup
+        schedule allows against the class: that, not the restore path's figure, decides the verdict."""
+        self.rpo_basis = basis
+        self.rpo_worst_case_seconds = round(worst.measured.total_seconds(), 3)
+        self.details["rpo measured (restore path)"] = measured.verdict()
+        self.judge(replace(worst, measured=measured.measured), named, subject)  # records the measured figure
+        self.verdicts[-1] = f"{worst.verdict()} (the schedule's worst case; measured {measured.verdict()})"
+        assert worst.met, worst.verdict()
 
     def step(self, keyword: str, text: str) -> StepRecord:
         for rec in self.steps:
@@ -101,17 +144,32 @@ class RunRecord:
     dora_refs: dict[str, str] = field(default_factory=dict)  # tag -> article, from the registered markers
     declared_at: str = ""
     declared: list[dict[str, Any]] = field(default_factory=list)  # objectives fixed before the first scenario
+    interrupted: dict[str, str] = field(default_factory=dict)  # signal, at (UTC), in (scenario): INCOMPLETE
+    not_run: list[str] = field(default_factory=list)  # scenarios collected but never started (interrupted)
 
     @property
     def rehearsal(self) -> bool:
         return self.target != "live"
 
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.interrupted)
+
+    def counts(self) -> dict[str, int]:
+        """Scenarios per status; every status is counted apart (a gap is never a pass)."""
+        out = {s: sum(1 for r in self.scenarios if r.status == s) for s in STATUSES}
+        if self.incomplete:  # every scenario without a result, the interrupted one included
+            out["not run"] = len(self.not_run)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
         data["rehearsal"] = self.rehearsal
-        data["summary"] = {s: sum(1 for r in self.scenarios if r.status == s)
-                           for s in ("passed", "failed", "skipped")}
+        data["summary"] = self.counts()
+        data["incomplete"] = self.incomplete
+        for rec, row in zip(self.scenarios, data["scenarios"], strict=True):
+            row["id"] = rec.id
         return data
 
     def write(self) -> Path:

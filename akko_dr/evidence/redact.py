@@ -1,7 +1,9 @@
 """A last guard before sealing: no secret value from the environment or the target file in the evidence.
 
 Secret values are taken when the run starts (before the sandbox sets anything): environment variables
-whose name says password, secret, token or credential, and the same fields of the target file. Before
+whose name says password, secret, token or credential, and the same fields of the target file. A
+credential *reference* in the target file (``{secret: ns/name#key}``, ``{env: VAR}``) is not a secret and
+is never searched for; the value it resolves to at run time joins ``RUNTIME`` (see ``remember``). Before
 the manifest is written every file of the run and the history store is searched for them; a text file
 holding one is redacted in place, and each finding is named (variable and file, never the value).
 """
@@ -20,9 +22,30 @@ SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|credential|private", re.I
 MIN_LENGTH = 6  # shorter values (``on``, ``true``, ``1``) would match everywhere
 REDACTED = "[redacted]"
 _TEXT = (".html", ".json", ".jsonl", ".xml", ".prom", ".txt", ".log", ".csv", ".yaml")
+RUNTIME: dict[str, str] = {}  # name -> value of every credential read while the run goes on
+
+
+def remember(name: str, value: str | None) -> None:
+    """Add a value read at run time (a Kubernetes Secret, an environment variable) to the redaction set."""
+    if value and len(value) >= MIN_LENGTH:
+        RUNTIME[name] = value
+
+
+def mask(text: str) -> str:
+    """``text`` with every value read at run time replaced (for console lines)."""
+    for value in RUNTIME.values():
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def _reference(data: Any) -> bool:
+    """``{secret: ns/name#key}`` or ``{env: VAR}``: where a credential comes from, not the credential."""
+    return isinstance(data, dict) and len(data) == 1 and set(data) <= {"secret", "env"}
 
 
 def _walk(data: Any, path: str = "") -> Iterable[tuple[str, str]]:
+    if _reference(data):
+        return
     if isinstance(data, dict):
         for key, value in data.items():
             yield from _walk(value, f"{path}.{key}" if path else str(key))
