@@ -35,7 +35,7 @@ def add_drill_command(sub: argparse._SubParsersAction) -> None:
     drill.add_argument("--approved-by", default=None, metavar="NAME",
                        help="who approved a destructive run on a production target")
     drill.add_argument("--fresh-backup", action="store_true",
-                       help="live only: run the backup job first instead of restoring the newest scheduled one")
+                       help="live only: run the backup job first, not restore the newest scheduled one")
     drill.add_argument("--evidence-dir", default="reports")
     drill.add_argument("--steps", default=str(bundle.steps_dir()), help="the step definitions folder")
     drill.set_defaults(handler=_drill)
