@@ -22,11 +22,11 @@ def _no_internals(run: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_a_failing_drill_prints_one_line_and_where_the_report_is(tmp_path: Path) -> None:
-    run = _cli(tmp_path, "drill", "-k", "compromised_identity_cannot_shorten")
+    run = _cli(tmp_path, "drill", "-k", "critical_data_is_backed_up")  # a finding of the playbook itself
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     _no_internals(run)
     [line] = [ln for ln in run.stdout.splitlines() if ln.startswith("[  1/1]")]
-    assert "FAIL" in line and "The compromised identity cannot shorten the retention" in line
+    assert "FAIL" in line and "Critical data is backed up at least as often as its RPO" in line
     assert " — " in line, "the line carries the one-line reason"
     assert "akko-dr drill: 1 failed in " in run.stdout
     assert "Report:   " in run.stdout and "audit-report.html" in run.stdout

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 import pytest
 
 from akko_dr.checks import CheckResult
-from akko_dr.errors import Inconclusive
+from akko_dr.errors import Inconclusive, NotApplicable
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.ports import PlatformSource
 from akko_dr.targets import Target
@@ -47,7 +47,7 @@ def conclude(result: CheckResult, evidence: ScenarioRecord, where: str) -> None:
     evidence.details["refs"] = list(result.refs)
     evidence.verdicts.append(f"{result.status}: {result.reason}")
     if result.status == "not-applicable":
-        pytest.skip(f"not applicable on the {where} target: {result.reason}")
+        raise NotApplicable(f"not applicable on {where}: {result.reason}")
     if result.status == "inconclusive":
         raise Inconclusive(result.reason)
     if result.status == "uncovered":
