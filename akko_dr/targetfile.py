@@ -218,7 +218,8 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                           access_key=resolve(tf.s3_access_key, cluster.secret),
                           secret_key=resolve(tf.s3_secret_key, cluster.secret))
     db = PostgresDatabase(postgres_dsn(tf, resolve(tf.pg_password, cluster.secret)))
-    components = {"kubernetes": f"{cluster.api.configuration.host} namespace {tf.namespace}",
+    components = {"kubernetes": f"{cluster.api.configuration.host}, context "
+                                f"{tf.kube_context or 'current-context'}, namespace {tf.namespace}",
                   "object-store": f"S3 at {store.endpoint}", "postgresql": repr(db),
                   "credentials": ", ".join(f"{k} from {c}" for k, c in (
                       ("s3 access key", tf.s3_access_key), ("s3 secret key", tf.s3_secret_key),

@@ -99,6 +99,8 @@ def test_without_the_opt_in_the_drills_plan_and_write_nothing(live: Live, sandbo
     s3 = live.s3.requests[s3_before:]
     assert s3 and all(method in READS for method, _ in s3), [r for r in s3 if r[0] not in READS]
     assert (sorted(sandbox.db.databases()), _content(sandbox, database)) == before
+    first_line = (tmp_path / "latest" / "audit-report.html").read_text().split("<body")[1].split("</p>")[0]
+    assert f"LIVE: cluster {live.kube.url}, context emu, namespace {NS}" in first_line, first_line
 
 
 @pytest.fixture

@@ -210,10 +210,10 @@ def test_deleting_the_newest_run_is_named_through_the_history(two_runs, tmp_path
 
 def test_a_live_production_run_names_its_cluster_on_the_first_page() -> None:
     run = RunRecord("20261127t090000z_aaaa", Path("unused"), target="live", production=True,
-                    components={"kubernetes": "https://k8s.example:6443 namespace akko-prod"})
+                    components={"kubernetes": "https://k8s.example:6443, context prod, namespace akko-prod"})
     page = audit.identification(run)
     assert "live — PRODUCTION" in page
-    assert "Kubernetes API https://k8s.example:6443 namespace akko-prod" in page
+    assert "cluster https://k8s.example:6443, context prod, namespace akko-prod" in page
 
 
 @pytest.mark.parametrize(("target", "status"), [("sandbox", "rehearsed"), ("live", "covered")])

@@ -55,7 +55,7 @@ def _target_line(run: RunRecord) -> str:
 def _identity(run: RunRecord) -> str:
     """The cluster API and namespace of a live target; the host for the sandbox."""
     if "kubernetes" in run.components:
-        return f"Kubernetes API {run.components['kubernetes']}"
+        return f"cluster {run.components['kubernetes']}"
     return f"{run.target} on host {run.host}, namespace {run.namespace or '—'}"
 
 
@@ -82,7 +82,8 @@ def signature_line(signer: dict[str, str]) -> str:
 
 def first_page(inp: AuditInputs) -> str:
     run = inp.run
-    banner = f"<p class='banner'>{escape(REHEARSAL)}</p>" if run.rehearsal else ""
+    banner = f"<p class='banner'>{escape(REHEARSAL)}</p>" if run.rehearsal else (
+        f"<p class='banner'>LIVE: {escape(_identity(run))}</p>")
     if run.incomplete:
         banner += f"<p class='banner'>INCOMPLETE ({escape(interrupted_line(run))})</p>"
     counts = {s: sum(c.status == s for c in inp.checklist) for s in ("covered", "rehearsed")}
