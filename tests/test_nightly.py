@@ -261,7 +261,7 @@ def test_a_restore_server_that_is_the_source_is_refused(target: Target, tmp_path
     target_file = _live_file(tmp_path, target, segregated=_socket_dir(target.db))
     assert nightly.main(["--target", "live", "--target-file", str(target_file)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "is the source server; the restore test needs a segregated one" in err
+    assert "is the source server; a segregated restore needs another one" in err
     assert len(err.splitlines()) == 1
 
 

