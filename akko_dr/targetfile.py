@@ -12,6 +12,9 @@ credentials come from. Credentials themselves never go in the file, nor in repor
                password: {secret: akko/akko-postgresql#postgres-password}}
     keycloak: {exports: {bucket: akko-backups, prefix: keycloak/, realm: akko}}   # realm export JSONs
     probes: {deadline: 5m}   # how long a replication canary may wait (--allow-probes); default: the policy's
+    segregated_postgres: {host: akko-restore.dr.svc, password: {secret: dr/akko-restore#password}}
+                             # a second server for segregated restores (DORA Art. 12(3)); or {embedded: true}
+                             # for the nightly test's own throwaway server
     production: false
 """
 
