@@ -7,9 +7,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +122,15 @@ class Sandbox:
             self.store.client.create_bucket(Bucket=bucket)
         _register_consumers(self.policy, db, self.supervisor, self.consumers)
         return db
+
+
+def _stop(stop: Callable[[], object]) -> None:
+    """Stop one part; a server that is already gone (a lost platform's, stopped as a crash would) is
+    stopped. Any other error is raised."""
+    import psutil
+
+    with suppress(ProcessLookupError, psutil.NoSuchProcess):
+        stop()
 
 
 def start_server(root: Path, name: str = "pgdata"):
@@ -247,6 +256,6 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
         yield sandbox
     finally:
         for stop in reversed(stoppers):
-            stop()
+            _stop(stop)
         if owned:
             shutil.rmtree(root, ignore_errors=True)
