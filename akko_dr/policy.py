@@ -21,6 +21,7 @@ JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
+DEFAULT_DEADLINES = {"rollout": "5m", "job": "1h", "restore": "1h"}  # harness settings, cadence.deadlines
 
 
 def parse_duration(text: object, key: str) -> timedelta:
@@ -130,6 +131,7 @@ class Policy:
     source: str = ""
     schedule_time_zone: str = "UTC"  # the time zone the schedule table's cron expressions are read in
     probe_deadline: timedelta = DEFAULT_PROBE_DEADLINE  # how long a probe (replication canary) may wait
+    deadlines: dict[str, timedelta] = field(default_factory=lambda: parse_deadlines({}))  # live waits
 
     def klass(self, title_or_key: str) -> TargetClass:
         """Find a class by its key (``critical-data``) or title (``Critical data``)."""
@@ -272,7 +274,17 @@ def _policy(raw: Any, source: str) -> Policy:
         source=source,
         schedule_time_zone=_time_zone(cadence.get("schedule_time_zone", "UTC"), "cadence.schedule_time_zone"),
         probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
+        deadlines=parse_deadlines(cadence.get("deadlines") or {}),
     )
+
+
+def parse_deadlines(raw: object) -> dict[str, timedelta]:
+    """How long a live drill waits for a rollout, a backup Job and a Velero restore (cadence.deadlines)."""
+    if not isinstance(raw, dict) or set(raw) - set(DEFAULT_DEADLINES):
+        names = ", ".join(DEFAULT_DEADLINES)
+        raise PolicyError(f"cadence.deadlines: expected a mapping of {names} to durations")
+    return {k: parse_duration(str(raw.get(k, v)), f"cadence.deadlines.{k}")
+            for k, v in DEFAULT_DEADLINES.items()}
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -254,10 +254,14 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
         segregated = PostgresDatabase(postgres_dsn(tf.segregated, password))
         components["segregated restores"] = repr(segregated)
     policy = tf.apply(policy)
+    wait = {k: d.total_seconds() for k, d in policy.deadlines.items()}  # from the policy's cadence
     return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
-                  policy=policy, db=db, store=store, orchestrator=RolloutOrchestrator(kube, tf.namespace),
-                  jobs=KubeJobRunner(kube, tf.namespace), eradicator=LabelledEradicator(kube, tf.namespace),
-                  velero=VeleroCrds(kube, tf.velero_namespace), segregated_db=segregated,
+                  policy=policy, db=db, store=store,
+                  orchestrator=RolloutOrchestrator(kube, tf.namespace, deadline=wait["rollout"]),
+                  jobs=KubeJobRunner(kube, tf.namespace, deadline=wait["job"]),
+                  eradicator=LabelledEradicator(kube, tf.namespace),
+                  velero=VeleroCrds(kube, tf.velero_namespace, deadline=wait["restore"]),
+                  segregated_db=segregated,
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
                   gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,

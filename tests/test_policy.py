@@ -1,14 +1,16 @@
 """The policy file: the playbook's tables load into typed objects; malformed files say what is wrong."""
 
+from dataclasses import replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
 from akko_dr.errors import PolicyError
-from akko_dr.policy import DEFAULT_POLICY, format_duration, load_policy, parse_duration
+from akko_dr.policy import DEFAULT_POLICY, format_duration, load_policy, parse_deadlines, parse_duration
 
 
 def test_the_playbook_tables_load() -> None:
@@ -82,3 +84,25 @@ def test_an_unreadable_or_invalid_file_is_one_clear_error(tmp_path: Path) -> Non
     bad.write_text("classes: [unclosed")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(bad)
+
+
+def test_live_deadlines_come_from_the_policy_and_reach_the_adapters(tmp_path) -> None:
+    """Issue 9: how long a live drill waits for a rollout, a Job and a Velero restore is the policy's."""
+    from akko_dr.targetfile import load_target_file, open_live
+
+    policy = load_policy()
+    assert {k: d.total_seconds() for k, d in policy.deadlines.items()} == {
+        "rollout": 300, "job": 3600, "restore": 3600}
+    path = tmp_path / "target.yaml"
+    path.write_text("kube: {namespace: akko}\ns3: {endpoint: 'http://127.0.0.1:9'}\n")
+    faster = replace(policy, deadlines={"rollout": timedelta(seconds=7), "job": timedelta(seconds=8),
+                                        "restore": timedelta(seconds=9)})
+    target = open_live(faster, load_target_file(path), allow_destructive=False, api=client.ApiClient())
+    assert (target.orchestrator.deadline, target.jobs.deadline, target.velero.deadline) == (7, 8, 9)
+
+
+def test_an_unknown_deadline_is_named() -> None:
+
+
+    with pytest.raises(PolicyError, match=r"cadence\.deadlines: expected a mapping of rollout, job, restore"):
+        parse_deadlines({"rolout": "5m"})
