@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 from kubernetes import client, config, utils
 
+from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
+from akko_dr.measure import wait_for
 from akko_dr.policy import Policy
+from akko_dr.ports import drill_namespace
 from akko_dr.sandbox import Sandbox
+from akko_dr.sandbox.emulator import _ProcessServer
 from akko_dr.targetfile import load_target_file, open_live
 from akko_dr.targets import new_run_id
 from tests.kube_emulator import stand_in
@@ -202,3 +208,80 @@ def test_a_backup_job_runs_from_its_cronjob_under_the_real_job_controller(contro
     assert len(created) == 1 and created[0].metadata.owner_references[0].name == job
     assert created[0].metadata.annotations["cronjob.kubernetes.io/instantiate"] == "manual"
     assert run.last_log_line.startswith("("), run.last_log_line
+
+
+# -- a real Velero server ---------------------------------------------------------------------------
+VELERO_BINS = ("velero", "velero-plugin-for-aws")
+VELERO_BUCKET = "velero-backups"
+
+
+@pytest.fixture(scope="module")
+def velero(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Velero v1.18 running against the real API server, its backups in an S3 endpoint on 127.0.0.1.
+
+    The server runs outside the cluster, so its own Deployment object (which Velero looks itself up by
+    when restoring) is created scaled to zero, as `velero install` would leave it minus the pod."""
+    if missing := [b for b in VELERO_BINS if not (BIN / b).is_file()]:
+        pytest.skip(f"Velero not built here ({', '.join(missing)} missing): run scripts/cluster.sh build")
+    work = tmp_path_factory.mktemp("velero")
+    (work / "plugins").mkdir()
+    shutil.copy(BIN / "velero-plugin-for-aws", work / "plugins")
+    s3 = _ProcessServer()
+    boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1", aws_access_key_id="velero",
+                 aws_secret_access_key="velero").create_bucket(Bucket=VELERO_BUCKET)
+    (work / "credentials").write_text("[default]\naws_access_key_id=velero\naws_secret_access_key=velero\n")
+    admin, kubeconfig = control_plane.admin, control_plane.kubeconfig.parent / "admin.kubeconfig"
+    crds = subprocess.run([str(BIN / "velero"), "install", "--crds-only", "--dry-run", "-o", "yaml"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+    for doc in yaml.safe_load_all(crds):
+        for item in (doc or {}).get("items", [doc] if doc else []):
+            utils.create_from_dict(admin, item)
+    template = {"metadata": {"labels": {"app": "velero"}},
+                "spec": {"containers": [{"name": "velero", "image": "velero/velero:v1.18.3"}]}}
+    client.AppsV1Api(admin).create_namespaced_deployment("velero", {"metadata": {"name": "velero"}, "spec": {
+        "replicas": 0, "selector": {"matchLabels": {"app": "velero"}}, "template": template}})
+    env = dict(os.environ, AWS_SHARED_CREDENTIALS_FILE=str(work / "credentials"))
+    with open(work / "velero.log", "w") as log:
+        server = subprocess.Popen([str(BIN / "velero"), "server", "--kubeconfig", str(kubeconfig),
+                                   "--namespace", "velero", "--plugin-dir", str(work / "plugins")],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        custom = client.CustomObjectsApi(admin)
+        custom.create_namespaced_custom_object("velero.io", "v1", "velero", "backupstoragelocations", {
+            "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+            "metadata": {"name": "default", "namespace": "velero"},
+            "spec": {"provider": "aws", "default": True, "objectStorage": {"bucket": VELERO_BUCKET},
+                     "config": {"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": s3.endpoint}}})
+        wait_for("the backup storage location to be Available", lambda: (custom.get_namespaced_custom_object(
+            "velero.io", "v1", "velero", "backupstoragelocations", "default").get("status") or {}).get(
+            "phase") == "Available", START_DEADLINE)
+        yield
+    finally:
+        server.terminate()
+        server.wait(30)
+        s3.stop()
+
+
+def test_drill_2_restores_the_namespace_with_a_real_velero_server(control_plane: ControlPlane, velero: None,
+                                                                 policy: Policy) -> None:
+    """A nightly Velero backup of the namespace, then Drill 2's restore step: a Restore mapped onto a
+    namespace of the drill's own, never the source, whose Deployments match the originals."""
+    custom, apps = client.CustomObjectsApi(control_plane.admin), client.AppsV1Api(control_plane.admin)
+    schedule = next(j.name for j in policy.jobs.values() if j.kind == "velero")
+    custom.create_namespaced_custom_object("velero.io", "v1", "velero", "backups", {
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": f"{schedule}-nightly", "labels": {"velero.io/schedule-name": schedule}},
+        "spec": {"includedNamespaces": [NS], "ttl": "720h0m0s", "snapshotVolumes": False}})
+    wait_for("the Velero backup to complete", lambda: (custom.get_namespaced_custom_object(
+        "velero.io", "v1", "velero", "backups", f"{schedule}-nightly").get("status") or {}).get(
+        "phase") == "Completed", START_DEADLINE)
+    target = open_live(policy, load_target_file_for(control_plane), allow_destructive=True)
+    drill = FullRebuildDrill(target, new_run_id())
+    outcome = drill.restore_namespace()
+    assert outcome["backup"] == f"{schedule}-nightly" and ": Completed, 0 errors" in outcome["restore"]
+    mapped = drill_namespace(NS, drill.run_id)
+    images = {d.metadata.name: d.spec.template.spec.containers[0].image
+              for d in apps.list_namespaced_deployment(NS).items}
+    restored = {d.metadata.name: d.spec.template.spec.containers[0].image
+                for d in apps.list_namespaced_deployment(mapped).items}
+    assert restored == images and images, (restored, images)
