@@ -159,7 +159,7 @@ def _(drill_3: RansomwareDrill, evidence: ScenarioRecord) -> dict:
     if not events:  # nothing is ever written to an audit trail to have something to test
         raise NotApplicable(f"not run on {drill_3.target.name}: the audit trail holds no action of "
                             f"{drill_3.identity} in the last {drill_3.window}; no event is invented")
-    before = ransomware.audit_versions(drill_3.audit.store, drill_3.audit.bucket, drill_3.audit.prefix)
+    before = ransomware.audit_versions(drill_3.audit)
     evidence.details["audit object versions before"] = len(before)
     return before
 
@@ -199,7 +199,7 @@ def _(deleted: list[Attempt], target: Target) -> None:
 
 @then("every audit object version that existed before is still there, byte for byte")
 def _(drill_3: RansomwareDrill, versions_before: dict) -> None:
-    after = ransomware.audit_versions(drill_3.audit.store, drill_3.audit.bucket, drill_3.audit.prefix)
+    after = ransomware.audit_versions(drill_3.audit)
     changed = ransomware.changed_versions(versions_before, after)
     assert not changed, f"expected every earlier version unchanged; actual: changed {', '.join(changed)}"
 

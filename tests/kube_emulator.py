@@ -5,11 +5,13 @@ for the controllers the emulator lacks (they only write what a real controller w
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kmock
@@ -133,3 +135,13 @@ def stand_in(step: Callable[[], bool], deadline: float = 30.0) -> Iterator[threa
         thread.join(deadline)
     if failed:
         raise AssertionError(f"the stand-in controller failed: {failed[0]!r}") from failed[0]
+
+
+def write_kubeconfig(path: Path, server: str, user: str = "harness", token: str = "t") -> Path:
+    """A kubeconfig with one context, ``emu``, for ``server`` (the emulator needs no real token)."""
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emu",
+        "clusters": [{"name": "emu", "cluster": {"server": server}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": user}}]}))
+    return path

@@ -4,12 +4,14 @@ controllers the kmock emulator lacks (each writes only what the real controller 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kubernetes import client
 
 from akko_dr.adapters.kube_eradicator import LABEL
-from tests.kube_emulator import Emulator
+from tests.kube_emulator import Emulator, stand_in
 
 NS, VELERO_NS = "akko", "velero"
 
@@ -123,3 +125,20 @@ def attacker_objects(api: client.ApiClient) -> None:
                                                     "metadata": {"name": name, "labels": labels}})
         core.create_namespaced_secret(NS, {"apiVersion": "v1", "kind": "Secret",
                                            "metadata": {"name": f"{name}-token", "labels": labels}})
+
+
+@contextmanager
+def process_follows(supervisor: Any, service: str, replicas: Callable[[], int],
+                    deadline: float) -> Iterator[None]:
+    """The bridge from pod to process: the sandbox's ``service`` runs as many processes as ``replicas``
+    says the cluster wants, until the block ends; then it runs once again, as the session expects."""
+
+    def step() -> bool:
+        wanted = replicas()
+        if supervisor.running(service) != wanted:
+            supervisor.scale(service, wanted)
+        return False
+
+    with stand_in(step, deadline=deadline):
+        yield
+    supervisor.scale(service, 1)

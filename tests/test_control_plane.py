@@ -31,7 +31,7 @@ from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.emulator import _ProcessServer
 from akko_dr.targetfile import load_target_file, open_live
 from akko_dr.targets import new_run_id
-from tests.kube_emulator import stand_in
+from tests.kube_world import process_follows
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,16 +129,12 @@ def bridge(control_plane: ControlPlane, sandbox: Sandbox, policy: Policy) -> Ite
     name = policy.database(policy.drill("drill-1")["database"]).consumer
     core = client.CoreV1Api(control_plane.admin)
 
-    def step() -> bool:
+    def running() -> int:
         pods = core.list_namespaced_pod(NS, label_selector=f"app={name}").items
-        running = sum(p.status.phase == "Running" and p.metadata.deletion_timestamp is None for p in pods)
-        if sandbox.supervisor.running(name) != running:
-            sandbox.supervisor.scale(name, running)
-        return False
+        return sum(p.status.phase == "Running" and p.metadata.deletion_timestamp is None for p in pods)
 
-    with stand_in(step, deadline=START_DEADLINE):
+    with process_follows(sandbox.supervisor, name, running, START_DEADLINE):
         yield
-    sandbox.supervisor.scale(name, 1)
 
 
 def _target_file(tmp_path: Path, control_plane: ControlPlane, sandbox: Sandbox) -> Path:

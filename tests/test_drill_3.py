@@ -54,10 +54,10 @@ def test_locked_audit_versions_survive_deletion_but_the_emulator_lets_retention_
     drill = RansomwareDrill(target, "akko-admin", new_run_id())
     drill.audit.record(AuditEvent(utcnow(), "akko-admin", "login", "worm-test"))
     store, bucket = drill.audit.store, drill.audit.bucket
-    before = ransomware.audit_versions(store, bucket)
+    before = ransomware.audit_versions(drill.audit)
     deletions = ransomware.try_delete(store, bucket, list(before))
     assert {a.outcome for a in deletions} == {"refused"} and ransomware.worm_verdict(deletions) == ([], [])
-    assert ransomware.changed_versions(before, ransomware.audit_versions(store, bucket)) == []
+    assert ransomware.changed_versions(before, ransomware.audit_versions(drill.audit)) == []
     one = [next(iter(before))]
     shorter = utcnow() + timedelta(days=1)
     shortened = ransomware.try_shorten(store, bucket, one, policy.storage.audit_lock_mode, shorter)

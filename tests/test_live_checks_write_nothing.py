@@ -21,7 +21,7 @@ from kubernetes import client
 
 from akko_dr.policy import Policy
 from akko_dr.sandbox.emulator import _ProcessServer
-from tests.kube_emulator import Emulator, emulator
+from tests.kube_emulator import Emulator, emulator, write_kubeconfig
 from tests.s3_recorder import S3Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +69,7 @@ def _seed_kube(url: str, policy: Policy) -> None:
 
 
 def _files(tmp: Path, kube_url: str, s3_url: str, namespace: str) -> Path:
-    kubeconfig = tmp / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emu",
-        "clusters": [{"name": "emu", "cluster": {"server": kube_url}}],
-        "users": [{"name": "reader", "user": {"token": "read-only"}}],
-        "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "reader"}}]}))
+    kubeconfig = write_kubeconfig(tmp / "kubeconfig", kube_url, user="reader", token="read-only")
     target = tmp / "target.yaml"
     target.write_text(f"""
 kube: {{context: emu, namespace: {namespace}, velero_namespace: velero, kubeconfig: {kubeconfig}}}

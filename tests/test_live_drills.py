@@ -26,8 +26,8 @@ from akko_dr.ports import CANARY_TABLE
 from akko_dr.sandbox import Sandbox
 from akko_dr.targetfile import load_target_file, open_live
 from akko_dr.targets import new_run_id
-from tests.kube_emulator import ADAPTER_AGENT, Emulator, emulator, stand_in
-from tests.kube_world import NS, RolloutController, deployment
+from tests.kube_emulator import ADAPTER_AGENT, Emulator, emulator, write_kubeconfig
+from tests.kube_world import NS, RolloutController, deployment, process_follows
 from tests.s3_recorder import S3Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +45,7 @@ class Live:
 
 
 def _target_file(tmp: Path, kube_url: str, s3_url: str, sandbox: Sandbox) -> Path:
-    kubeconfig = tmp / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emu",
-        "clusters": [{"name": "emu", "cluster": {"server": kube_url}}],
-        "users": [{"name": "harness", "user": {"token": "t"}}],
-        "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "harness"}}]}))
+    kubeconfig = write_kubeconfig(tmp / "kubeconfig", kube_url)
     pg_host = sandbox.db.dsn("postgres").split("host=")[-1]
     path = tmp / "target.yaml"
     path.write_text(f"""
@@ -112,16 +107,12 @@ def bridge(live: Live, sandbox: Sandbox, policy: Policy) -> Iterator[None]:
     rollout = RolloutController(api, "Deployment", name, lag=0.05)
     apps = client.AppsV1Api(api)
 
-    def step() -> bool:
+    def wanted() -> int:
         rollout()
-        wanted = apps.read_namespaced_deployment(name, NS).spec.replicas
-        if sandbox.supervisor.running(name) != wanted:
-            sandbox.supervisor.scale(name, wanted)
-        return False
+        return apps.read_namespaced_deployment(name, NS).spec.replicas
 
-    with stand_in(step, deadline=RUN_DEADLINE):
+    with process_follows(sandbox.supervisor, name, wanted, RUN_DEADLINE):
         yield
-    sandbox.supervisor.scale(name, 1)
 
 
 def test_with_the_opt_in_drill_1_runs_on_the_live_target(live: Live, bridge: None, sandbox: Sandbox,

@@ -24,8 +24,6 @@ from akko_dr.ports import AuditEvent, AuditTrail, IdentityProvider, VersionedObj
 from akko_dr.targets import Target
 from akko_dr.worm import Attempt, attempt
 
-AUDIT_PREFIX = "audit/"
-
 Version = tuple[str, str]  # (key, version id)
 
 
@@ -213,10 +211,10 @@ class RansomwareDrill:
 
 
 # -- 6. WORM proof ---------------------------------------------------------------------------
-def audit_versions(store: VersionedObjectStore, bucket: str,
-                   prefix: str = AUDIT_PREFIX) -> dict[Version, str]:
-    """Every version of the audit trail (``prefix`` in ``bucket``) with the sha256 of its bytes."""
-    return {(k, v): sha256(store.read_version(bucket, k, v)) for k, v in store.versions(bucket, prefix)}
+def audit_versions(trail: AuditTrail) -> dict[Version, str]:
+    """Every version of the audit trail's objects with the sha256 of its bytes."""
+    store, bucket = trail.store, trail.bucket
+    return {(k, v): sha256(store.read_version(bucket, k, v)) for k, v in store.versions(bucket, trail.prefix)}
 
 
 def try_delete(attacker: VersionedObjectStore, bucket: str, versions: list[Version]) -> list[Attempt]:

@@ -101,7 +101,7 @@ class RestoreDatabaseDrill:
         self.incident_at = utcnow()
         self.target.db.execute(self.database, f'DROP TABLE "{table}" CASCADE')
         self.dropped_table = table
-        self.after_incident = self._state()
+        self.after_incident = self.content()
         self._note(f"incident injected: table {table} dropped in {self.database}")
 
     def declare_incident(self) -> None:
@@ -206,16 +206,12 @@ class RestoreDatabaseDrill:
 
     def content(self) -> Fingerprint:
         """The source database's content without the canary, which its service keeps appending to."""
-        return self._state()
-
-    def _state(self) -> Fingerprint:
-        """The database's content without the canary, which its service keeps appending to."""
         fp = self.target.db.fingerprint(self.database)
         return {t: v for t, v in fp.items() if t != CANARY_TABLE}
 
     def changes_since_incident(self) -> list[str]:
         """Tables whose content differs from right after the incident (empty when untouched)."""
-        now = self._state()
+        now = self.content()
         names = sorted(set(now) | set(self.after_incident))
         return [t for t in names if now.get(t) != self.after_incident.get(t)]
 
