@@ -1,6 +1,7 @@
 import pytest
 
 from akko_dr.evidence import redact
+from tests.control_plane import control_plane  # noqa: F401  (the cluster tier's session fixture)
 
 pytest_plugins = ["pytester"]
 

@@ -11,15 +11,13 @@ import os
 import secrets
 import shutil
 import subprocess
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
-from kubernetes import client, config, utils
+from kubernetes import client, utils
 
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
@@ -31,78 +29,18 @@ from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.emulator import _ProcessServer
 from akko_dr.targetfile import load_target_file, open_live
 from akko_dr.targets import new_run_id
+from tests.control_plane import (
+    BIN,
+    NS,
+    START_DEADLINE,
+    VELERO_NS,
+    ControlPlane,
+    kube_only_target,
+    velero_objects,
+)
 from tests.kube_world import process_follows
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(os.environ.get("AKKO_DR_CACHE", Path.home() / ".cache" / "akko-dr")) / "bin"
-NEEDED = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-NS, SA = "akko", "akko-dr"
-START_DEADLINE = 180  # seconds for scripts/cluster.sh up
-
-
-@dataclass
-class ControlPlane:
-    admin: client.ApiClient
-    harness: client.ApiClient  # the ServiceAccount akko-dr, bound only to the shipped Roles
-    kubeconfig: Path
-
-
-def _client(kubeconfig: Path) -> client.ApiClient:
-    return config.new_client_from_config(str(kubeconfig))
-
-
-def _harness_kubeconfig(cp_dir: Path, admin: client.ApiClient) -> Path:
-    token = client.CoreV1Api(admin).create_namespaced_service_account_token(
-        SA, NS, {"spec": {"expirationSeconds": 3600}}).status.token
-    server = admin.configuration.host
-    path = cp_dir / "akko-dr.kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "akko-dr",
-        "clusters": [{"name": "cp", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "akko-dr", "user": {"token": token}}],
-        "contexts": [{"name": "akko-dr", "context": {"cluster": "cp", "user": "akko-dr", "namespace": NS}}]}))
-    return path
-
-
-def _world(admin: client.ApiClient, policy: Policy) -> None:
-    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
-    for ns in (NS, "velero"):
-        core.create_namespace({"metadata": {"name": ns}})
-    core.create_node({"metadata": {"name": "kwok-node-0", "annotations": {"kwok.x-k8s.io/node": "fake"}},
-                      "status": {"allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
-                                 "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"}}})
-    core.create_namespaced_service_account(NS, {"metadata": {"name": SA}})
-    utils.create_from_yaml(admin, str(ROOT / "deploy" / "rbac.yaml"))
-    for name in sorted({db.consumer for db in policy.databases.values()}):
-        apps.create_namespaced_deployment(NS, {
-            "metadata": {"name": name}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "c", "image": "akko/" + name}]}}}})
-    job = policy.database(policy.drill("drill-1")["database"]).job
-    client.BatchV1Api(admin).create_namespaced_cron_job(NS, {
-        "metadata": {"name": job.name}, "spec": {"schedule": job.schedule, "suspend": True, "jobTemplate": {
-            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
-                {"name": "dump", "image": "akko/pg-dump"}]}}}}}})
-
-
-@pytest.fixture(scope="module")
-def control_plane(policy: Policy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    if missing := [b for b in NEEDED if not (BIN / b).is_file()]:
-        pytest.skip(f"control plane not built here ({', '.join(missing)} missing): "
-                    "run scripts/cluster.sh build")
-    cp_dir = tmp_path_factory.mktemp("control-plane")
-    script = str(ROOT / "scripts" / "cluster.sh")
-    subprocess.run(["bash", script, "up", str(cp_dir)], check=True, timeout=START_DEADLINE,
-                   capture_output=True)
-    warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-    try:
-        admin = _client(cp_dir / "admin.kubeconfig")
-        _world(admin, policy)
-        kubeconfig = _harness_kubeconfig(cp_dir, admin)
-        yield ControlPlane(admin, _client(kubeconfig), kubeconfig)
-    finally:
-        subprocess.run(["bash", script, "down", str(cp_dir)], timeout=START_DEADLINE, capture_output=True)
 
 
 def test_the_real_authorizer_grants_the_shipped_role_and_nothing_more(control_plane: ControlPlane,
@@ -175,7 +113,7 @@ def test_a_verb_removed_from_the_role_is_refused_by_the_real_authorizer(control_
     assert len(kept) == len(rules) - 1, "the shipped Role lets the harness scale Deployments"
     rbac.patch_namespaced_role("akko-dr", NS, {"rules": kept})
     try:
-        target = open_live(policy, load_target_file_for(control_plane), allow_destructive=True)
+        target = kube_only_target(control_plane, policy)
         name = policy.database(policy.drill("drill-1")["database"]).consumer
         with pytest.raises(DrillError, match="HTTP 403"):
             target.orchestrator.scale(name, 0)
@@ -183,19 +121,11 @@ def test_a_verb_removed_from_the_role_is_refused_by_the_real_authorizer(control_
         rbac.patch_namespaced_role("akko-dr", NS, {"rules": rules})
 
 
-def load_target_file_for(control_plane: ControlPlane):
-    """A target file with the harness's kubeconfig only (this test makes no S3 or SQL call)."""
-    path = control_plane.kubeconfig.parent / "kube-only.yaml"
-    path.write_text(f"kube: {{kubeconfig: {control_plane.kubeconfig}, context: akko-dr, namespace: {NS}}}\n"
-                    "s3: {endpoint: 'http://127.0.0.1:9'}\n")
-    return load_target_file(path)
-
-
 def test_a_backup_job_runs_from_its_cronjob_under_the_real_job_controller(control_plane: ControlPlane,
                                                                            policy: Policy) -> None:
     """The harness's own account creates a Job from the CronJob's template; the real Job controller and
     a kwok node run it to completion (kwok pods write no log: the runner says so)."""
-    target = open_live(policy, load_target_file_for(control_plane), allow_destructive=True)
+    target = kube_only_target(control_plane, policy)
     job = policy.database(policy.drill("drill-1")["database"]).job.name
     run = target.port("jobs").run_job(job)
     assert run.succeeded, run.error
@@ -212,7 +142,8 @@ VELERO_BUCKET = "velero-backups"
 
 
 @pytest.fixture(scope="module")
-def velero(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def velero(control_plane: ControlPlane, policy: Policy,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Velero v1.18 running against the real API server, its backups in an S3 endpoint on 127.0.0.1.
 
     The server runs outside the cluster, so its own Deployment object (which Velero looks itself up by
@@ -243,11 +174,9 @@ def velero(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
                                   stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         custom = client.CustomObjectsApi(admin)
-        custom.create_namespaced_custom_object("velero.io", "v1", "velero", "backupstoragelocations", {
-            "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
-            "metadata": {"name": "default", "namespace": "velero"},
-            "spec": {"provider": "aws", "default": True, "objectStorage": {"bucket": VELERO_BUCKET},
-                     "config": {"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": s3.endpoint}}})
+        for body in velero_objects(policy, VELERO_BUCKET, s3.endpoint):
+            plural = body["kind"].lower() + "s"
+            custom.create_namespaced_custom_object("velero.io", "v1", VELERO_NS, plural, body)
         wait_for("the backup storage location to be Available", lambda: (custom.get_namespaced_custom_object(
             "velero.io", "v1", "velero", "backupstoragelocations", "default").get("status") or {}).get(
             "phase") == "Available", START_DEADLINE)
@@ -271,7 +200,7 @@ def test_drill_2_restores_the_namespace_with_a_real_velero_server(control_plane:
     wait_for("the Velero backup to complete", lambda: (custom.get_namespaced_custom_object(
         "velero.io", "v1", "velero", "backups", f"{schedule}-nightly").get("status") or {}).get(
         "phase") == "Completed", START_DEADLINE)
-    target = open_live(policy, load_target_file_for(control_plane), allow_destructive=True)
+    target = kube_only_target(control_plane, policy)
     drill = FullRebuildDrill(target, new_run_id())
     outcome = drill.restore_namespace()
     assert outcome["backup"] == f"{schedule}-nightly" and ": Completed, 0 errors" in outcome["restore"]
