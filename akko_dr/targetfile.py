@@ -16,13 +16,19 @@ credentials come from. Credentials themselves never go in the file, nor in repor
                              # a second server for segregated restores (DORA Art. 12(3)); or {embedded: true}
                              # for the nightly test's own throwaway server
     production: false
+    scratch_platform:        # Drill 2 only: a rehearsal platform of the drill's own, never the source
+      kube: {context: dr-rehearsal, namespace: akko}
+      s3: {endpoint: https://minio.dr.example, access_key: {env: DR_S3_KEY}, secret_key: {env: DR_S3_SECRET}}
+      postgres: {host: akko-postgresql.dr.svc, password: {secret: akko/akko-postgresql#postgres-password}}
+      rebuild_postgres: {host: akko-rebuilt.dr.svc}   # the new, empty server the rebuild provisions
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +81,8 @@ class TargetFile:
     probe_deadline: timedelta | None = None  # overrides the policy's cadence.probe_deadline
     segregated: TargetFile | None = None  # segregated_postgres: a second server for segregated restores
     segregated_embedded: bool = False  # segregated_postgres: {embedded: true} (the nightly test starts one)
+    scratch: TargetFile | None = None  # scratch_platform: Drill 2's rehearsal platform of its own
+    rebuild: TargetFile | None = None  # (in scratch_platform) rebuild_postgres: the new, empty server
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this target's namespace, bucket names and probe deadline instead."""
@@ -119,13 +127,20 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         raise PolicyError(f"{where}: not valid YAML") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: expected a mapping at the top level")
+    tf = _parse(raw, Path(path), where, default_namespace)
+    if scratch := section(raw, SCRATCH, where):
+        tf = replace(tf, scratch=_scratch(tf, scratch, f"{where}: {SCRATCH}", default_namespace))
+    return tf
+
+
+def _parse(raw: dict[str, Any], path: Path, where: str, default_namespace: str) -> TargetFile:
     kube, s3, pg = (section(raw, k, where) for k in ("kube", "s3", "postgres"))
     buckets = section(s3, "buckets", f"{where}: s3")
     if unknown := set(buckets) - set(_BUCKET_KEYS):
         raise PolicyError(f"{where}: s3.buckets: unknown {', '.join(sorted(unknown))} "
                           f"(expected {', '.join(_BUCKET_KEYS)})")
     tf = TargetFile(
-        path=Path(path), namespace=str(kube.get("namespace", default_namespace)),
+        path=path, namespace=str(kube.get("namespace", default_namespace)),
         kube_context=kube.get("context"), kubeconfig=kube.get("kubeconfig"),
         velero_namespace=str(kube.get("velero_namespace", "velero")),
         s3_endpoint=s3.get("endpoint"), s3_region=str(s3.get("region", "us-east-1")), buckets=buckets,
@@ -140,6 +155,41 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
     return _with_segregated(tf, section(raw, SEGREGATED, where), where)
 
 
+SCRATCH, REBUILD = "scratch_platform", "rebuild_postgres"
+
+
+def _server(tf: TargetFile, pg: dict[str, Any], where: str) -> TargetFile:
+    """``tf`` pointed at another PostgreSQL server (a section shaped as ``postgres``)."""
+    return replace(tf, pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
+                   pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
+                   pg_password=_credential(pg, "password", where))
+
+
+def _scratch(source: TargetFile, raw: dict[str, Any], where: str, default_namespace: str) -> TargetFile:
+    """Drill 2's rehearsal platform: refused when any part of it is the source's, or when it is production."""
+    scratch = _parse(raw, source.path, where, default_namespace)
+    rebuild = section(raw, REBUILD, where)
+    if not rebuild:
+        raise PolicyError(f"{where}: {REBUILD}: expected the new, empty server the rebuild provisions")
+    scratch = replace(scratch, rebuild=_server(scratch, rebuild, f"{where}: {REBUILD}"))
+    same = [part for part, a, b in (
+        ("its Kubernetes namespace", (scratch.kubeconfig, scratch.kube_context, scratch.namespace),
+         (source.kubeconfig, source.kube_context, source.namespace)),
+        ("its PostgreSQL server", (scratch.pg_host, scratch.pg_port), (source.pg_host, source.pg_port)),
+        ("its rebuild server", (scratch.rebuild.pg_host, scratch.rebuild.pg_port),
+         (source.pg_host, source.pg_port)),
+        ("its object store", scratch.s3_endpoint, source.s3_endpoint)) if a == b]
+    if (scratch.rebuild.pg_host, scratch.rebuild.pg_port) == (scratch.pg_host, scratch.pg_port):
+        raise PolicyError(f"{where}: {REBUILD}: {scratch.pg_host}:{scratch.pg_port} is the server the drill "
+                          "loses; the rebuild needs a new one")
+    if same:
+        raise PolicyError(f"{where}: {', '.join(same)} is the source's: Drill 2 destroys this platform, "
+                          "so every part of it must be its own")
+    if scratch.production:
+        raise PolicyError(f"{where}: production: a scratch platform is never production")
+    return scratch
+
+
 SEGREGATED = "segregated_postgres"  # shaped as postgres, or {embedded: true}
 
 
@@ -147,9 +197,7 @@ def _with_segregated(tf: TargetFile, pg: dict[str, Any], where: str) -> TargetFi
     """The target file with its segregated restore server; refused when it is the source server."""
     if not pg or pg.get("embedded") is True:
         return replace(tf, segregated_embedded=bool(pg))
-    server = replace(tf, pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
-                     pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
-                     pg_password=_credential(pg, "password", f"{where}: {SEGREGATED}"))
+    server = _server(tf, pg, f"{where}: {SEGREGATED}")
     if (server.pg_host, server.pg_port) == (tf.pg_host, tf.pg_port):
         raise PolicyError(f"{where}: {SEGREGATED}: {server.pg_host}:{server.pg_port} is the source server; "
                           "a segregated restore needs another one")
@@ -214,7 +262,8 @@ def kube_client(tf: TargetFile) -> Any:
 
 
 LIVE_GAPS = {
-    "platform": "a live cluster is never destroyed by the harness: Drill 2 runs on a scratch cluster",
+    "platform": "a live cluster is never destroyed by the harness: Drill 2 runs on the scratch platform the "
+                "target file names (scratch_platform)",
     "identities": "no identity provider adapter is wired for the live target yet (Keycloak)",
     "adversary": "no simulated attacker acts on a live target",
     "segregated_db": "the target file names no second PostgreSQL server for segregated restores "
@@ -265,4 +314,25 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
                   gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,
-                  probes_allowed=allow_probes, production=tf.production)
+                  probes_allowed=allow_probes, production=tf.production,
+                  scratch_platform=(lambda: rehearsal(policy, tf.scratch, allow_destructive))
+                  if tf.scratch else None)
+
+
+@contextmanager
+def rehearsal(policy: Policy, scratch: TargetFile, allow_destructive: bool) -> Iterator[Target]:
+    """Drill 2's platform of its own: the scratch platform's target, whose platform it may lose (with the
+    opt-in) and rebuild on its rebuild server; the services' canary follows the server they write to."""
+    from akko_dr.adapters.postgres import CanaryTable, PostgresDatabase
+    from akko_dr.adapters.rehearsal_platform import RehearsalPlatform
+    from akko_dr.targets import new_run_id
+
+    target = open_live(policy, scratch, allow_destructive)
+    rebuild = PostgresDatabase(postgres_dsn(scratch.rebuild, resolve(scratch.rebuild.pg_password,
+                                                                     target.source.secret)))
+    platform = RehearsalPlatform(target.policy, target.db, rebuild, target.store, new_run_id())
+    gaps = {k: v for k, v in target.gaps.items() if k != "platform"}
+    components = dict(target.components, platform="the target file's scratch_platform (never the source)")
+    components["rebuild server"] = repr(rebuild)
+    yield replace(target, name=f"rehearsal {target.name}", platform=platform, gaps=gaps,
+                  components=components, canary=CanaryTable(lambda: platform.current))

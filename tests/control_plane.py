@@ -62,13 +62,24 @@ def cronjob(name: str, schedule: str, suspend: bool = False) -> dict[str, Any]:
                          "containers": [{"name": "dump", "image": "akko/pg-dump"}]}}}}}}
 
 
-def akko_namespace(policy: Policy) -> list[dict[str, Any]]:
+def akko_namespace(policy: Policy, namespace: str = NS) -> list[dict[str, Any]]:
     """The AKKO namespace from the policy: services, PostgreSQL and the backup CronJobs (suspended, so
     that no schedule fires in the middle of a test; a test that needs a real run makes its own)."""
     services = sorted({db.consumer for db in policy.databases.values()})
-    return ([_workload("Deployment", name) for name in services] + [_workload("StatefulSet", POSTGRES)]
-            + [cronjob(job.name, job.schedule, suspend=True) for job in policy.jobs.values()
-               if job.kind in CRONJOB_KINDS])
+    bodies = ([_workload("Deployment", name) for name in services] + [_workload("StatefulSet", POSTGRES)]
+              + [cronjob(job.name, job.schedule, suspend=True) for job in policy.jobs.values()
+                 if job.kind in CRONJOB_KINDS])
+    for body in bodies:
+        body["metadata"]["namespace"] = namespace
+    return bodies
+
+
+def harness_roles(namespace: str) -> list[dict[str, Any]]:
+    """The shipped Role and RoleBinding of ``deploy/rbac.yaml`` for another namespace (its header says to
+    change the namespace when the platform is not in akko); the account stays akko-dr in akko."""
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d]
+    mine = [d for d in docs if d["metadata"]["name"] == SA and d["metadata"].get("namespace") == NS]
+    return [{**d, "metadata": {**d["metadata"], "namespace": namespace}} for d in mine]
 
 
 def velero_objects(policy: Policy, bucket: str, s3_url: str) -> list[dict[str, Any]]:

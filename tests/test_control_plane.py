@@ -11,7 +11,8 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import boto3
@@ -19,22 +20,27 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
+from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.measure import wait_for
 from akko_dr.policy import Policy
-from akko_dr.ports import drill_namespace
+from akko_dr.ports import CANARY_TABLE, drill_namespace
 from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.emulator import _ProcessServer
+from akko_dr.sandbox.platform import start_server
 from akko_dr.targetfile import load_target_file, open_live
 from akko_dr.targets import new_run_id
+from akko_dr.wiring import open_sandbox
 from tests.control_plane import (
     BIN,
     NS,
     START_DEADLINE,
     VELERO_NS,
     ControlPlane,
+    akko_namespace,
+    harness_roles,
     kube_only_target,
     velero_objects,
 )
@@ -103,6 +109,92 @@ def test_drill_1_runs_against_the_real_control_plane(control_plane: ControlPlane
     consumer = policy.database(database).consumer
     deployment = client.AppsV1Api(control_plane.admin).read_namespaced_deployment(consumer, NS)
     assert deployment.spec.replicas == 1 and deployment.status.ready_replicas == 1
+
+
+REHEARSAL_NS = "akko-rehearsal"
+
+
+@pytest.fixture
+def rehearsal_world(control_plane: ControlPlane,
+                    policy: Policy) -> Iterator[tuple[Sandbox, PostgresDatabase]]:
+    """Drill 2's scratch platform: the AKKO namespace a second time (its own namespace, the harness's Role
+    there), a sandbox of its own whose services follow that namespace's pods, and a new, empty server."""
+    admin = control_plane.admin
+    client.CoreV1Api(admin).create_namespace({"metadata": {"name": REHEARSAL_NS}})
+    for body in akko_namespace(policy, REHEARSAL_NS) + harness_roles(REHEARSAL_NS):
+        utils.create_from_dict(admin, body)
+    core = client.CoreV1Api(admin)
+
+    def running(service: str) -> Callable[[], int]:
+        def pods() -> int:
+            listed = core.list_namespaced_pod(REHEARSAL_NS, label_selector=f"app={service}").items
+            return sum(p.status.phase == "Running" and p.metadata.deletion_timestamp is None for p in listed)
+        return pods
+
+    with open_sandbox(policy, scratch=True) as (sandbox, _), ExitStack() as bridges:
+        server, rebuild = start_server(sandbox.root, "pgdata-rebuild")
+        try:
+            for service in sandbox.supervisor.services():
+                bridges.enter_context(process_follows(sandbox.supervisor, service, running(service),
+                                                      START_DEADLINE))
+            for service in sandbox.supervisor.services():  # the platform is running before the disaster
+                wait_for(f"a running pod of {service} in {REHEARSAL_NS}", lambda s=service: running(s)() > 0,
+                         START_DEADLINE)
+            yield sandbox, rebuild
+        finally:
+            bridges.close()
+            server.cleanup()
+    client.CoreV1Api(admin).delete_namespace(REHEARSAL_NS)
+
+
+def _rehearsal_file(tmp_path: Path, control_plane: ControlPlane, sandbox: Sandbox, scratch: Sandbox,
+                    rebuild: PostgresDatabase) -> Path:
+    path = _target_file(tmp_path, control_plane, sandbox)
+    kube = f"{{kubeconfig: {control_plane.kubeconfig}, context: akko-dr, namespace: {REHEARSAL_NS}}}"
+    host = scratch.db.dsn("postgres").split("host=")[-1]
+    rebuild_host = rebuild.dsn("postgres").split("host=")[-1]
+    path.write_text(path.read_text() + f"""
+scratch_platform:
+  kube: {kube}
+  s3: {{endpoint: "{scratch.store.endpoint}", access_key: {{env: AKKO_TEST_S3_KEY}},
+       secret_key: {{env: AKKO_TEST_S3_SECRET}}}}
+  postgres: {{host: {host}, user: postgres}}
+  rebuild_postgres: {{host: {rebuild_host}, user: postgres}}
+""")
+    return path
+
+
+def test_drill_2_rebuilds_a_scratch_platform_on_the_real_control_plane(
+        control_plane: ControlPlane, rehearsal_world: tuple[Sandbox, PostgresDatabase], sandbox: Sandbox,
+        policy: Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drill 2 with --target live: the platform lost and rebuilt is the target file's scratch platform,
+    whose services are Deployments the real controllers scale; the source is never touched."""
+    scratch, rebuild = rehearsal_world
+    monkeypatch.setenv("AKKO_TEST_S3_KEY", "sandbox")
+    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secrets.token_hex(8))
+    for job in {info.job.name for info in policy.databases.values()} | {"akko-minio-replicate"}:
+        assert scratch.run_job(job).succeeded  # the scratch platform's own backup CronJobs ran
+    def source() -> dict[str, object]:  # the shared sandbox's content; its service keeps writing canaries
+        return {name: {t: v for t, v in sandbox.db.fingerprint(name).items() if t != CANARY_TABLE}
+                for name in policy.databases}
+
+    source_before = source()
+    live = open_live(policy, load_target_file(_rehearsal_file(tmp_path, control_plane, sandbox, scratch,
+                                                              rebuild)), allow_destructive=True)
+    with live.port("scratch_platform")() as rehearsal:
+        drill = FullRebuildDrill(rehearsal, new_run_id())
+        lost = drill.lose_platform()
+        drill.declare_incident()
+        drill.provision_platform()
+        scratch.point_services_at(rebuild)  # the DNS re-point, which people do on a cluster
+        drill.replay_databases()
+        drill.restore_objects()
+        drill.restart_services()
+        drill.validate_services()
+    assert not drill.failures() and not drill.mismatches() and not drill.object_mismatches()
+    assert drill.rto().measured.total_seconds() > 0 and drill.rpo().measured.total_seconds() >= 0
+    assert len(drill.evidence()["kept for sign-off"]) == len(policy.databases), lost
+    assert source() == source_before
 
 
 def test_a_verb_removed_from_the_role_is_refused_by_the_real_authorizer(control_plane: ControlPlane,

@@ -120,8 +120,13 @@ class Sandbox:
         self.pg_server, self.db = server, db
         for bucket in self.policy.storage.hot_buckets:
             self.store.client.create_bucket(Bucket=bucket)
-        _register_consumers(self.policy, db, self.supervisor, self.consumers)
+        self.point_services_at(db)
         return db
+
+    def point_services_at(self, db: PostgresDatabase) -> None:
+        """The services (stopped) write to ``db`` from their next start, as a configuration or DNS change
+        on a cluster would make them."""
+        _register_consumers(self.policy, db, self.supervisor, self.consumers)
 
 
 def _stop(stop: Callable[[], object]) -> None:
