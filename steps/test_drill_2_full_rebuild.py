@@ -43,9 +43,10 @@ def drill_2(target: Target, rebuild_target: Target | None,
             evidence: ScenarioRecord) -> Iterator[FullRebuildDrill]:
     """One Drill 2 run; whatever happens, no half-done restore is left on the new platform. Where the
     target has no platform of its own to destroy, its plan is recorded and the scenario is not run."""
-    if rebuild_target is None:
+    if rebuild_target is None or not rebuild_target.destructive_allowed:
         evidence.details["plan (not executed)"] = FullRebuildDrill(target, new_run_id()).plan()
         target.port("scratch_platform")
+        rebuild_target.require_destructive("lose and rebuild the scratch platform")
     drill = FullRebuildDrill(rebuild_target, new_run_id())
     evidence.details["drill target"] = dict(rebuild_target.components, note="a sandbox of its own: "
                                             "Drill 2 never touches the shared one")

@@ -52,6 +52,12 @@ def _target_file(tmp: Path, kube_url: str, s3_url: str, sandbox: Sandbox) -> Pat
 kube: {{context: emu, namespace: {NS}, velero_namespace: velero, kubeconfig: {kubeconfig}}}
 s3: {{endpoint: "{s3_url}", access_key: {{env: AKKO_TEST_S3_KEY}}, secret_key: {{env: AKKO_TEST_S3_SECRET}}}}
 postgres: {{host: {pg_host}, user: postgres, database: postgres}}
+scratch_platform:   # Drill 2's own platform: plan only without the opt-in, so never reached here
+  kube: {{context: emu, namespace: akko-rehearsal, kubeconfig: {kubeconfig}}}
+  s3: {{endpoint: "http://127.0.0.1:9", access_key: {{env: AKKO_TEST_S3_KEY}},
+       secret_key: {{env: AKKO_TEST_S3_SECRET}}}}
+  postgres: {{host: 127.0.0.1, port: 9, user: postgres}}
+  rebuild_postgres: {{host: 127.0.0.1, port: 10, user: postgres}}
 """)
     return path
 
