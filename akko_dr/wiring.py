@@ -31,7 +31,8 @@ def docker_engine_unavailable() -> str | None:
 
         docker.from_env(timeout=PING_TIMEOUT).ping()
     except Exception as err:
-        return f"no Docker engine reachable ({type(err).__name__}); docker target skipped"
+        why = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        return f"no Docker engine reachable ({why}); docker target skipped"
     return None
 
 
