@@ -16,6 +16,7 @@ import secrets
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,16 @@ def _container(image: str, command: list[str], env: dict[str, str] | None = None
     return container
 
 
+def _start(container, wait_ready: Callable[[], object]) -> None:
+    """Start ``container`` and wait until its server answers; remove it when it never does."""
+    container.start()
+    try:
+        wait_ready()
+    except BaseException:
+        container.stop()
+        raise
+
+
 class ContainerPostgres:
     """A PostgreSQL server in a container, on 127.0.0.1:<free port>; its server log in ``pgdata/log`` on
     the host (what the sandbox's identity provider reads). Offers what the sandbox asks of a server."""
@@ -126,8 +137,7 @@ class ContainerPostgres:
             str(self.pgdata), "/log", "rw")
         self.db = PostgresDatabase(f"postgresql://postgres@127.0.0.1:{self.port}/postgres",
                                    bin_dir=Path(POSTGRES_BIN_PATH))
-        self._container.start()
-        self._wait_ready()
+        _start(self._container, self._wait_ready)
 
     def __repr__(self) -> str:
         return f"ContainerPostgres({self.image} at 127.0.0.1:{self.port})"
@@ -204,8 +214,8 @@ class ContainerMinio:
         env = {"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": self._secret,
                "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
         self._container = _container(image, command, env)
-        self._container.start()
-        wait_for(f"MinIO in container {image} to answer", self._ready, START_DEADLINE, interval=0.1)
+        _start(self._container, lambda: wait_for(f"MinIO in container {image} to answer", self._ready,
+                                                 START_DEADLINE, interval=0.1))
 
     def __repr__(self) -> str:
         return f"ContainerMinio({self.image} at {self.endpoint})"

@@ -4,7 +4,7 @@
 # is trusted on the socket and on 127.0.0.1; every other role must give its password (SCRAM).
 set -e
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  initdb -D "$PGDATA" -U postgres --no-locale -E UTF8 --auth=trust >/dev/null
+  initdb -D "$PGDATA" -U postgres --no-locale -E UTF8 --auth=trust --no-sync >/dev/null
   printf '%s\n' "local all postgres trust" "host all postgres 127.0.0.1/32 trust" \
     "local all all scram-sha-256" "host all all 127.0.0.1/32 scram-sha-256" > "$PGDATA/pg_hba.conf"
 fi
