@@ -134,6 +134,8 @@ DOCKER_GAPS = {
                         "embedded server, not a container); it runs on the sandbox target",
 }
 S3_PORTS = ("store", "buckets", "audit_trail")
+NO_MINIO_USERS = ("the compromised identity has no MinIO user of its own on the docker target (its "
+                  "identities are PostgreSQL roles), so nothing can act on MinIO with its credentials")
 
 
 @contextmanager
@@ -167,9 +169,10 @@ def docker_target(sandbox: Sandbox, workdir: Path, servers: ContainerServers,
     else:
         components["object-store"] += " (no minio image in the docker target file)"
     s3_real = minio is not None
+    gaps = {**target.gaps, **DOCKER_GAPS, **({"store_as": NO_MINIO_USERS} if s3_real else {})}
     return replace(
         target, kind="docker", name="docker", platform=None, scratch_platform=None,
-        faults=catalogue(own.crash, own.ensure_postgres_running),
-        gaps={**target.gaps, **DOCKER_GAPS}, components=components,
+        store_as=None if s3_real else target.store_as,
+        faults=catalogue(own.crash, own.ensure_postgres_running), gaps=gaps, components=components,
         emulated=[e for e in target.emulated if not (s3_real and e.startswith("object store"))],
         emulated_ports={k: v for k, v in target.emulated_ports.items() if not (s3_real and k in S3_PORTS)})

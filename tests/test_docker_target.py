@@ -18,7 +18,7 @@ import pytest
 from akko_dr.canary import wait_for_write
 from akko_dr.docker_target import OWNER_LABEL, PING_TIMEOUT, DockerImages, load_images, remove_orphans
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
-from akko_dr.errors import PolicyError
+from akko_dr.errors import NotApplicable, PolicyError
 from akko_dr.policy import load_policy
 from akko_dr.targets import Target, new_run_id
 from akko_dr.wiring import docker_engine_unavailable, open_docker
@@ -123,6 +123,16 @@ def _server_port(target: Target) -> int:
 
     with psycopg.connect(target.db.dsn("postgres")) as conn:
         return conn.execute("SELECT inet_server_port()").fetchone()[0]
+
+
+@needs_engine
+def test_what_the_docker_target_cannot_serve_is_a_gap_that_says_why(on_docker: Target,
+                                                                   images: DockerImages) -> None:
+    with pytest.raises(NotApplicable, match="not applicable on docker: Drill 2 is not wired"):
+        on_docker.port("scratch_platform")
+    if images.minio:  # the WORM proofs with the compromised identity's own MinIO credentials
+        with pytest.raises(NotApplicable, match="no MinIO user of its own"):
+            on_docker.port("store_as")
 
 
 @needs_engine
