@@ -85,10 +85,23 @@ def test_the_images_come_from_the_target_file(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def images() -> DockerImages:
     """The images, built here when missing (seconds when they are: tagged by content)."""
-    script = ROOT / "scripts" / "docker-images.sh"
-    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
+    proc = _build_images(900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return load_images()
+
+
+def _build_images(timeout: float) -> subprocess.CompletedProcess:
+    script = ROOT / "scripts" / "docker-images.sh"
+    return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=timeout)
+
+
+@needs_engine
+def test_a_second_image_build_imports_nothing(images: DockerImages) -> None:
+    """Tagged by content: with the images present, the script finds each tag and imports nothing."""
+    proc = _build_images(300)
+    assert proc.returncode == 0 and "imported" not in proc.stderr, proc.stderr[-2000:]
+    assert f"{images.postgres} present" in proc.stderr
+    assert load_images() == images
 
 
 @pytest.fixture(scope="module")
