@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from akko_dr.docker_target import load_images
+from akko_dr.docker_target import check_present, load_images
 from akko_dr.errors import PolicyError
 from akko_dr.evidence.plugin import record_of
 from akko_dr.evidence.record import RunRecord
@@ -79,7 +79,7 @@ def docker_platform(policy: Policy,
     if reason is not None:
         pytest.skip(reason)
     try:
-        images = load_images(target_file)
+        images = check_present(load_images(target_file))
     except PolicyError as err:
         pytest.skip(f"docker target: {err}")
     return open_docker(policy, images)

@@ -62,6 +62,21 @@ def load_images(path: Path | None = None) -> DockerImages:
     return DockerImages(images["postgres"], minio if isinstance(minio, str) else None, str(path))
 
 
+def check_present(images: DockerImages) -> DockerImages:
+    """The images, once each is on this engine; one missing is refused in one line (no registry is
+    reachable here: pulling would only wait for a network timeout)."""
+    import docker
+
+    client = _client()
+    for image in filter(None, (images.postgres, images.minio)):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise PolicyError(f"{images.source}: image {image} is not on this Docker engine "
+                              "(scripts/docker-images.sh builds the images)") from None
+    return images
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now (the container binds it on the host's network)."""
     with socket.socket() as sock:

@@ -39,8 +39,13 @@ def _drill(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -
 
 
 # -- where no engine answers -----------------------------------------------------------------------------
-def test_no_engine_is_named_as_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+@pytest.mark.parametrize("host", ["unix://{tmp}/no-docker.sock", "tcp://127.0.0.1:{port}"])
+def test_no_engine_is_named_as_the_reason(host: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No socket, or a port nobody listens on."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("DOCKER_HOST", host.format(tmp=tmp_path, port=port))
     reason = docker_engine_unavailable()
     assert reason is not None and reason.startswith("no Docker engine reachable"), reason
 
@@ -93,6 +98,16 @@ def images() -> DockerImages:
 def _build_images(timeout: float) -> subprocess.CompletedProcess:
     script = ROOT / "scripts" / "docker-images.sh"
     return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=timeout)
+
+
+@needs_engine
+def test_an_image_missing_from_the_engine_is_named_without_waiting_for_a_registry(tmp_path: Path) -> None:
+    images = tmp_path / "images.yaml"
+    images.write_text("docker: {images: {postgres: 'akko-dr/postgres:not-built'}}\n")
+    code, results = _drill(["-k", "dropped_table", "--target-file", str(images)], tmp_path)
+    [drill] = results["scenarios"]
+    assert code == 0 and drill["status"] == "skipped", drill
+    assert "image akko-dr/postgres:not-built is not on this Docker engine" in drill["error"], drill
 
 
 @needs_engine
