@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
+from akko_dr.docker_target import check_present, load_images
 from akko_dr.errors import PolicyError
 from akko_dr.evidence.plugin import record_of
 from akko_dr.evidence.record import RunRecord
@@ -14,7 +16,7 @@ from akko_dr.findings import KNOWN_FINDING, load_known_findings, match_finding
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
 from akko_dr.targets import Target
-from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_sandbox
+from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_docker, open_sandbox
 
 pytest_plugins = ["akko_dr.evidence.plugin", "akko_dr.attestation"]
 
@@ -23,7 +25,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("akko-dr", "AKKO DR evidence")
     group.addoption("--target", choices=TARGET_KINDS, default="sandbox",
                     help="where drills run: sandbox (default), live (needs --target-file), docker")
-    group.addoption("--target-file", type=Path, default=None, help="live target description (YAML)")
+    group.addoption("--target-file", type=Path, default=None,
+                    help="live target description (YAML); docker: its images (default: the file "
+                         "scripts/docker-images.sh writes)")
     group.addoption("--allow-destructive", default=None, metavar="NAMESPACE",
                     help="live only: let drills change the cluster, repeating the target's namespace "
                          "(otherwise they print their plan and make no mutating call)")
@@ -53,19 +57,32 @@ def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
     kind = pytestconfig.getoption("target")
     run = run_record
     run.target = kind
-    if kind == "docker":
-        pytest.skip(docker_engine_unavailable() or "docker target: adapters arrive with a later issue")
+    opt = pytestconfig.getoption
     if kind == "live":
-        opt = pytestconfig.getoption
         live = live_target(policy, opt("target_file"), opt("allow_destructive"), opt("approved_by"),
                            opt("fresh_backup"), opt("allow_probes"))
         run.production, run.components = live.production, dict(live.components)  # the report names them
         yield None, live
         return
-    with open_sandbox(policy) as (sandbox, target):
+    platform = docker_platform(policy, opt("target_file")) if kind == "docker" else open_sandbox(policy)
+    with platform as (sandbox, target):
         run.components = dict(target.components, sandbox_start=f"{sandbox.started_in:.2f}s")
         run.emulated = list(target.emulated)
         yield sandbox, target
+
+
+def docker_platform(policy: Policy,
+                    target_file: Path | None) -> AbstractContextManager[tuple[Sandbox, Target]]:
+    """The docker target's platform, or a skip with its reason (no engine: found in under a second; no
+    images built)."""
+    reason = docker_engine_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        images = check_present(load_images(target_file))
+    except PolicyError as err:
+        pytest.skip(f"docker target: {err}")
+    return open_docker(policy, images)
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
 from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
+from akko_dr.docker_target import PING_TIMEOUT, ContainerMinio, ContainerServers, DockerImages, remove_orphans
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox, start_sandbox
@@ -27,9 +29,10 @@ def docker_engine_unavailable() -> str | None:
     try:
         import docker
 
-        docker.from_env(timeout=2).ping()
+        docker.from_env(timeout=PING_TIMEOUT).ping()
     except Exception as err:
-        return f"no Docker engine reachable ({type(err).__name__}); docker target skipped"
+        why = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        return f"no Docker engine reachable ({why}); docker target skipped"
     return None
 
 
@@ -122,3 +125,54 @@ def destructive_opt_in(namespace: str, production: bool, allow: str | None, appr
         raise DrillError(f"namespace {namespace!r} is a production target: destructive steps also need "
                          '--approved-by "<name>"')
     return True
+
+
+DOCKER_GAPS = {
+    "platform": "Drill 2 is not wired on the docker target (its rebuilt platform would be an embedded "
+                "server, not a container); it runs on the sandbox target",
+    "scratch_platform": "Drill 2 is not wired on the docker target (its platform of its own would be an "
+                        "embedded server, not a container); it runs on the sandbox target",
+}
+S3_PORTS = ("store", "buckets", "audit_trail")
+NO_MINIO_USERS = ("the compromised identity has no MinIO user of its own on the docker target (its "
+                  "identities are PostgreSQL roles), so nothing can act on MinIO with its credentials")
+
+
+@contextmanager
+def open_docker(policy: Policy, images: DockerImages) -> Iterator[tuple[Sandbox, Target]]:
+    """The sandbox's platform with its PostgreSQL servers (and MinIO, when its image is given) in
+    containers started through testcontainers; everything is removed after."""
+    remove_orphans()
+    workdir = Path(tempfile.mkdtemp(prefix="akko-dr-docker-"))
+    servers, minio = ContainerServers(images.postgres), None
+    try:
+        minio = ContainerMinio(images.minio) if images.minio else None
+        with start_sandbox(policy, root=workdir / "sandbox", segregated_server=True, start_pg=servers,
+                           store=minio.store() if minio else None) as sandbox:
+            yield sandbox, docker_target(sandbox, workdir, servers, minio)
+    finally:
+        if minio is not None:
+            minio.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def docker_target(sandbox: Sandbox, workdir: Path, servers: ContainerServers,
+                  minio: ContainerMinio | None) -> Target:
+    """The sandbox's ports, with the containers named as what serves PostgreSQL (and S3)."""
+    own, segregated = servers.started
+    target = sandbox_target(sandbox, workdir)
+    components = sandbox.components
+    components["postgresql"] = own.describe()
+    components["segregated restores"] = f"a second PostgreSQL container: {segregated.describe()}"
+    if minio is not None:
+        components["object-store"] = minio.describe()
+    else:
+        components["object-store"] += " (no minio image in the docker target file)"
+    s3_real = minio is not None
+    gaps = {**target.gaps, **DOCKER_GAPS, **({"store_as": NO_MINIO_USERS} if s3_real else {})}
+    return replace(
+        target, kind="docker", name="docker", platform=None, scratch_platform=None,
+        store_as=None if s3_real else target.store_as,
+        faults=catalogue(own.crash, own.ensure_postgres_running), gaps=gaps, components=components,
+        emulated=[e for e in target.emulated if not (s3_real and e.startswith("object store"))],
+        emulated_ports={k: v for k, v in target.emulated_ports.items() if not (s3_real and k in S3_PORTS)})

@@ -159,12 +159,12 @@ def _runtime_dir() -> Path:
     return path
 
 
-def _start_s3(policy: Policy, endpoint: str | None):
+def _start_s3(policy: Policy, endpoint: str | None, store: S3ObjectStore | None = None):
     server = None
-    if endpoint is None:
+    if store is None and endpoint is None:
         server = start_emulator()
         endpoint = server.endpoint
-    store = S3ObjectStore(endpoint, access_key=SANDBOX_KEY, secret_key=SANDBOX_KEY)
+    store = store or S3ObjectStore(endpoint, access_key=SANDBOX_KEY, secret_key=SANDBOX_KEY)
     _create_buckets(policy, store.client)
     return server, store
 
@@ -215,11 +215,15 @@ def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor
 @contextmanager
 def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | None = None,
                   consumers: tuple[str, ...] = ("superset_metadata",),
-                  initial_backups: bool = True, segregated_server: bool = False) -> Iterator[Sandbox]:
+                  initial_backups: bool = True, segregated_server: bool = False,
+                  start_pg: Callable[..., tuple] = start_server,
+                  store: S3ObjectStore | None = None) -> Iterator[Sandbox]:
     """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down.
 
     With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service;
     with ``segregated_server`` a second PostgreSQL server takes restores segregated from the source.
+    ``start_pg(root, name)`` starts each PostgreSQL server (the docker target's run in containers);
+    ``store``: an S3 endpoint already running (its buckets are created here) instead of the emulator.
     """
     started = time.monotonic()
     owned = root is None
@@ -228,9 +232,9 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
     root.chmod(0o755)
     stoppers: list = []
     try:
-        pg_server, db = start_server(root)
+        pg_server, db = start_pg(root)
         stoppers.append(pg_server.cleanup)
-        moto, store = _start_s3(policy, s3_endpoint)
+        moto, store = _start_s3(policy, s3_endpoint, store)
         if moto is not None:
             stoppers.append(moto.stop)
         seeded = _seed(policy, db)
@@ -249,7 +253,7 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
                           consumers=tuple(consumers), identities=identities, stoppers=stoppers)
         sandbox.identities.provision_all()
         if segregated_server:
-            second, sandbox.segregated = start_server(root, "pgdata-segregated")
+            second, sandbox.segregated = start_pg(root, "pgdata-segregated")
             stoppers.append(second.cleanup)
             components["segregated restores"] = (f"a second PostgreSQL {sandbox.segregated.server_version()} "
                                                  "server (own process and data directory, same host)")
