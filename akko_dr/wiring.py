@@ -49,6 +49,8 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     gaps = dict(SANDBOX_GAPS)
     if sandbox.segregated is None:
         gaps["segregated_db"] = "this sandbox was started without a second PostgreSQL server"
+    if sandbox.warehouse is None:
+        gaps["warehouse"] = "this sandbox was started without Iceberg tables"
     return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
                   orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),
                   buckets=S3BucketInspector(store), source=SandboxSource(sandbox), jobs=sandbox,
@@ -63,7 +65,8 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
                   emulated=[f"object store: {MOTO}", f"orchestrator: {SUPERVISOR}"],
                   emulated_ports={"store": MOTO, "buckets": MOTO, "audit_trail": MOTO,
                                   "orchestrator": SUPERVISOR},
-                  destructive_allowed=True, probes_allowed=True, fresh_backup=True)
+                  destructive_allowed=True, probes_allowed=True, fresh_backup=True,
+                  warehouse=sandbox.warehouse)
 
 
 @contextmanager
@@ -76,7 +79,7 @@ def open_sandbox(policy: Policy, scratch: bool = False) -> Iterator[tuple[Sandbo
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
     options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
-               else dict(segregated_server=True))
+               else dict(segregated_server=True, iceberg=True))
     try:
         with start_sandbox(policy, root=workdir / "sandbox", **options) as sandbox:
             yield sandbox, sandbox_target(sandbox, workdir)
