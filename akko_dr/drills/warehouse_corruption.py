@@ -68,8 +68,10 @@ class WarehouseCorruptionDrill:
     came_back: datetime | None = None
     recovered: IcebergSnapshot | None = None
     writer_stopped: bool = False
+    incident: str = ""  # "bad write" | "files"
     pointer_after_incident: str = ""  # the table's metadata pointer as the incident left it
     kept: list[str] = field(default_factory=list)  # what the recovery replaced, kept until sign-off
+    destroyed: dict[str, bytes] = field(default_factory=dict)  # rehearsal only: to undo the incident
     log: list[str] = field(default_factory=list)
     verification: dict[str, object] = field(default_factory=dict)
 
@@ -128,21 +130,25 @@ class WarehouseCorruptionDrill:
                 if "moved on" not in str(err):
                     raise
                 continue
+            self.incident = "bad write"
             self._note(f"incident: snapshot {bad.snapshot_id} deleted rows of {self.table} ({row_filter})")
             self.pointer_after_incident = self.wh.metadata_location(self.table)
             return bad
         raise DrillError(f"the bad write lost the race with the writer {INJECT_TRIES} times")
 
-    def damage_files(self, deleted: int, corrupted: int, newest: bool = False,
+    def damage_files(self, deleted: int, corrupted: int, which: str = "any",
                      from_replica: bool = False) -> list[str]:
         """Delete ``deleted`` and corrupt ``corrupted`` data files of the current snapshot in the warehouse
-        (the newest files, or the oldest); with ``from_replica`` the replica loses them too."""
+        (``which``: "newest commit", "oldest snapshot" or "any"); with ``from_replica`` the replica loses
+        them too."""
         self.target.require_destructive(f"delete or corrupt data files of {self.table}")
         record = self.record_state()
         self.incident_at = utcnow()
-        files = self._chosen(record.snapshot, newest)[:deleted + corrupted]
+        files = self._chosen(record.snapshot, which)[:deleted + corrupted]
         store, replica = self.target.store, self.target.policy.storage.replica_bucket
         for i, f in enumerate(files):
+            if self.target.rehearsal:
+                self.destroyed[f.key] = store.read(f.bucket, f.key)
             if i < deleted:
                 store.delete(f.bucket, f.key)
             else:
@@ -153,17 +159,19 @@ class WarehouseCorruptionDrill:
                    + (f" and gone from s3://{replica}" if from_replica else "")
                    + f": {[f.key for f in files]}")
         self.pointer_after_incident = self.wh.metadata_location(self.table)
+        self.incident = "files"
         return [f.key for f in files]
 
-    def _chosen(self, current: IcebergSnapshot, newest: bool) -> list[IcebergFile]:
-        """The data files the newest commit added, or those of the oldest snapshot still referenced."""
-        files = self._data_files(current.snapshot_id)
-        history = self.wh.history(self.table)
-        if newest:
+    def _chosen(self, current: IcebergSnapshot, which: str) -> list[IcebergFile]:
+        """The data files the newest commit added, those of the oldest snapshot, or any (by key)."""
+        files = sorted(self._data_files(current.snapshot_id), key=lambda f: f.key)
+        if which == "newest commit":
             older = {f.key for f in self._data_files(current.parent_id)} if current.parent_id else set()
             return [f for f in files if f.key not in older]
-        first = {f.key for f in self._data_files(history[0].snapshot_id)}
-        return [f for f in files if f.key in first]
+        if which == "oldest snapshot":
+            first = {f.key for f in self._data_files(self.wh.history(self.table)[0].snapshot_id)}
+            return [f for f in files if f.key in first]
+        return files
 
     # -- the response -----------------------------------------------------------------------------
     def declare(self, incident_at: datetime | None = None) -> None:
@@ -175,10 +183,19 @@ class WarehouseCorruptionDrill:
         self.writer_stopped = True
         try:
             self.newest_before_declaration = self.newest_writer_commit()
+            self.pointer_after_incident = self.wh.metadata_location(self.table)
         except CatalogUnreachable as err:
             self._note(f"declared while the catalog does not answer: {err}")
             return
         self._note(f"declared; {self.wh.writer} stopped; its newest commit {self.newest_before_declaration}")
+
+    def recover(self) -> IcebergSnapshot:
+        """The recovery the incident calls for."""
+        if self.incident == "bad write":
+            return self.roll_back_bad_write()
+        if self.incident == "files":
+            return self.repair_files()
+        raise DrillError("no incident to recover from")
 
     def roll_back_bad_write(self) -> IcebergSnapshot:
         """Roll back to the newest snapshot of the log committed before the incident."""
@@ -287,10 +304,11 @@ class WarehouseCorruptionDrill:
 
     def restart_writer(self) -> datetime:
         """Start the writer again and wait for its first commit: the end of the RTO."""
+        self.came_back = self._newest_in(self.recovered)
+        restarted = utcnow()
         self.target.orchestrator.scale(self.wh.writer, 1)
         self.writer_stopped = False
-        self.came_back = self._newest_in(self.recovered)
-        self.writer_back_at = self.wait_for_writer(after=self.declared_at)
+        self.writer_back_at = self.wait_for_writer(after=max(restarted, self.came_back or restarted))
         self._note(f"{self.wh.writer} committed again at {self.writer_back_at.isoformat()}")
         return self.writer_back_at
 
@@ -319,6 +337,22 @@ class WarehouseCorruptionDrill:
         self.writer_stopped = False
         self._note(f"abort: {self.wh.writer} restarted; the table left as it was")
         return [f"{self.wh.writer} restarted"]
+
+    def undo_rehearsal(self) -> list[str]:
+        """Rehearsals only, after a refused recovery: undo the injected incident so that the next scenario
+        starts from a healthy table (the bad write rolled back, destroyed files put back)."""
+        if not self.target.rehearsal or self.recovered is not None or self.record is None:
+            return []
+        undone = []
+        store, replica = self.target.store, self.target.policy.storage.replica_bucket
+        for key, body in self.destroyed.items():
+            for bucket in (self.wh.bucket, replica):
+                store.put_bytes(bucket, key, body)
+            undone.append(f"put back {key}")
+        if self.incident == "bad write":
+            self.wh.rollback(self.table, self.record.snapshot.snapshot_id)
+            undone.append(f"rolled back to {self.record.snapshot.snapshot_id}")
+        return undone
 
     def evidence(self) -> dict[str, object]:
         times = {"incident at": self.incident_at, "declared at": self.declared_at,

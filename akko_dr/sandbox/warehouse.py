@@ -24,6 +24,7 @@ from akko_dr.adapters.iceberg import (
     s3_properties,
     sql_catalog_uri,
 )
+from akko_dr.ports import Fault
 
 CATALOG_DATABASE = "polaris"
 CATALOG_SCHEMA = "iceberg_catalog"  # beside the seeded Polaris tables, never mixed with them
@@ -130,6 +131,13 @@ def _on_term(*_: object) -> None:
     _stop = True
 
 
+def _pause(seconds: float) -> None:
+    """Sleep, but wake up at once on SIGTERM (a stop must not wait for a whole interval)."""
+    end = time.monotonic() + seconds
+    while not _stop and time.monotonic() < end:
+        time.sleep(min(0.1, end - time.monotonic()))
+
+
 def write(config: WarehouseConfig, interval: float) -> None:
     """The writer service: one snapshot of new events every ``interval`` seconds, until SIGTERM."""
     signal.signal(signal.SIGTERM, _on_term)
@@ -141,7 +149,7 @@ def write(config: WarehouseConfig, interval: float) -> None:
         except Exception as err:  # a service keeps going: the catalog or the store may come back
             print(f"{WRITER}: {type(err).__name__}: {str(err).strip()[:200]}", flush=True)
             catalog = None
-        time.sleep(interval)
+        _pause(interval)
 
 
 def replicate(config: WarehouseConfig, replica: str, interval: float) -> None:
@@ -156,7 +164,7 @@ def replicate(config: WarehouseConfig, replica: str, interval: float) -> None:
             mirror(store, config.bucket, replica)
         except Exception as err:
             print(f"{REPLICATOR}: {type(err).__name__}: {str(err).strip()[:200]}", flush=True)
-        time.sleep(interval)
+        _pause(interval)
 
 
 def start_warehouse(config: WarehouseConfig, replica: str, supervisor,
@@ -173,6 +181,16 @@ def start_warehouse(config: WarehouseConfig, replica: str, supervisor,
         supervisor.register(service, [*module, *argv, *config.argv()])
         supervisor.scale(service, 1)
     return IcebergWarehouse(config.catalog, config.bucket, STAND_IN, (NAMESPACE,), WRITER, EVENTS), tables
+
+
+def catalog_fault(stop_server, start_server) -> Fault:
+    """The catalog stops answering: its PostgreSQL server stops as a crash would, until cleared."""
+
+    def stop(target, _table: str):
+        stop_server()
+        return target
+
+    return Fault("an unreachable catalog", stop, clear=start_server)
 
 
 def main() -> None:
