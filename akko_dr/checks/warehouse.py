@@ -52,7 +52,7 @@ class WarehouseContext:
 
 def check_snapshots_fresh(ctx: WarehouseContext) -> CheckResult:
     """Every table of the catalog has a current snapshot younger than the class RPO."""
-    rpo, problems, ages = ctx.klass.rpo, [], {}
+    rpo, problems, ages, oldest = ctx.klass.rpo, [], {}, timedelta(0)
     tables = ctx.warehouse.tables()
     if not tables:
         problems.append(f"the catalog ({ctx.warehouse.catalog}) lists no table")
@@ -62,12 +62,12 @@ def check_snapshots_fresh(ctx: WarehouseContext) -> CheckResult:
             problems.append(f"{table} has no current snapshot")
             continue
         age = ctx.now - history[-1].committed_at
-        ages[table] = age_text(age)
+        ages[table], oldest = age_text(age), max(oldest, age)
         if age > rpo:
             problems.append(f"{table}'s current snapshot is {age_text(age)} old > RPO {format_duration(rpo)}")
     return result("warehouse.snapshots.fresh", "every Iceberg table has a current snapshot younger than its "
                   "class RPO", problems, f"{len(tables)} tables, newest snapshots at most "
-                  f"{max(ages.values(), default='-')} old <= RPO {format_duration(rpo)} ({ctx.klass.title})",
+                  f"{age_text(oldest)} old <= RPO {format_duration(rpo)} ({ctx.klass.title})",
                   REFS, tables=ages, catalog=ctx.warehouse.catalog, rpo=format_duration(rpo))
 
 
