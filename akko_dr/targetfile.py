@@ -16,6 +16,12 @@ credentials come from. Credentials themselves never go in the file, nor in repor
                              # a second server for segregated restores (DORA Art. 12(3)); or {embedded: true}
                              # for the nightly test's own throwaway server
     production: false
+    iceberg:                 # the Iceberg warehouse: a REST catalog (Polaris) and the bucket of its files
+      catalog: {uri: https://polaris.akko.example/api/catalog, warehouse: akko,
+                credential: {secret: akko/polaris-root#credential}, scope: "PRINCIPAL_ROLE:ALL"}
+      bucket: akko-warehouse # default: the policy's first hot bucket
+      namespaces: [akko]     # default: every namespace of the catalog
+      writer: {service: akko-iceberg-writer, table: akko.events}   # the canary writer, if any
 """
 
 from __future__ import annotations
@@ -52,6 +58,21 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class IcebergLocation:
+    """Where a live target's Iceberg catalog and warehouse are (credential sources only)."""
+
+    uri: str
+    warehouse: str = ""
+    credential: Credential | None = None  # client_id:client_secret for the catalog's OAuth2 endpoint
+    scope: str | None = None
+    token_uri: str = ""  # the OAuth2 token endpoint (default: Polaris's <uri>/v1/oauth/tokens)
+    bucket: str = ""
+    namespaces: tuple[str, ...] = ()
+    writer: str = ""
+    table: str = ""
+
+
+@dataclass(frozen=True)
 class TargetFile:
     """A parsed target file: locations and credential sources, no credential values."""
 
@@ -75,6 +96,7 @@ class TargetFile:
     probe_deadline: timedelta | None = None  # overrides the policy's cadence.probe_deadline
     segregated: TargetFile | None = None  # segregated_postgres: a second server for segregated restores
     segregated_embedded: bool = False  # segregated_postgres: {embedded: true} (the nightly test starts one)
+    iceberg: IcebergLocation | None = None  # iceberg: the REST catalog (Polaris) and the warehouse bucket
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this target's namespace, bucket names and probe deadline instead."""
@@ -137,7 +159,25 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         realm_exports=_exports(section(raw, "keycloak", where), where),
         production=bool(raw.get("production", False)),
         probe_deadline=_deadline(section(raw, "probes", where), where))
+    tf = replace(tf, iceberg=_iceberg(section(raw, "iceberg", where), where))
     return _with_segregated(tf, section(raw, SEGREGATED, where), where)
+
+
+def _iceberg(raw: dict[str, Any], where: str) -> IcebergLocation | None:
+    """The ``iceberg`` section: a REST catalog's URI is required; a credential is a reference only."""
+    if not raw:
+        return None
+    catalog = section(raw, "catalog", f"{where}: iceberg")
+    writer = section(raw, "writer", f"{where}: iceberg")
+    if not isinstance(catalog.get("uri"), str):
+        raise PolicyError(f"{where}: iceberg.catalog.uri: expected the REST catalog's URI (Polaris)")
+    return IcebergLocation(
+        uri=catalog["uri"], warehouse=str(catalog.get("warehouse", "")),
+        credential=_credential(catalog, "credential", f"{where}: iceberg.catalog"),
+        scope=catalog.get("scope"), token_uri=str(catalog.get("token_uri", "")),
+        bucket=str(raw.get("bucket", "")),
+        namespaces=tuple(str(n) for n in raw.get("namespaces") or ()),
+        writer=str(writer.get("service", "")), table=str(writer.get("table", "")))
 
 
 SEGREGATED = "segregated_postgres"  # shaped as postgres, or {embedded: true}
@@ -219,7 +259,24 @@ LIVE_GAPS = {
     "adversary": "no simulated attacker acts on a live target",
     "segregated_db": "the target file names no second PostgreSQL server for segregated restores "
                      "(segregated_postgres)",
+    "warehouse": "the target file names no Iceberg catalog (iceberg.catalog)",
 }
+
+
+def live_warehouse(tf: TargetFile, policy: Policy, read_secret: SecretReader) -> Any:
+    """The Iceberg warehouse port over the target's REST catalog (Polaris), files through its S3 endpoint;
+    the catalog is contacted on first use."""
+    from akko_dr.adapters.iceberg import IcebergWarehouse, open_rest_catalog, s3_properties
+
+    ice = tf.iceberg
+    credential = resolve(ice.credential, read_secret)
+    s3 = s3_properties(tf.s3_endpoint, resolve(tf.s3_access_key, read_secret),
+                       resolve(tf.s3_secret_key, read_secret), tf.s3_region)
+    bucket = ice.bucket or (policy.storage.hot_buckets or ("",))[0]
+    return IcebergWarehouse(lambda: open_rest_catalog("polaris", ice.uri, ice.warehouse, s3, credential,
+                                                      ice.scope, ice.token_uri),
+                            bucket, f"REST catalog at {ice.uri} (pyiceberg RestCatalog)",
+                            ice.namespaces or None, ice.writer, ice.table)
 
 
 def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_probes: bool = False,
@@ -255,6 +312,11 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
         components["segregated restores"] = repr(segregated)
     policy = tf.apply(policy)
     wait = {k: d.total_seconds() for k, d in policy.deadlines.items()}  # from the policy's cadence
+    gaps = dict(LIVE_GAPS)
+    warehouse = live_warehouse(tf, policy, cluster.secret) if tf.iceberg else None
+    if warehouse is not None:
+        gaps.pop("warehouse")
+        components["iceberg"] = warehouse.catalog
     return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
                   policy=policy, db=db, store=store,
                   orchestrator=RolloutOrchestrator(kube, tf.namespace, deadline=wait["rollout"]),
@@ -264,5 +326,5 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                   segregated_db=segregated,
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
-                  gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,
-                  probes_allowed=allow_probes, production=tf.production)
+                  gaps=gaps, components=components, destructive_allowed=allow_destructive,
+                  probes_allowed=allow_probes, production=tf.production, warehouse=warehouse)

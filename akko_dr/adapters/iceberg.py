@@ -47,11 +47,13 @@ def open_sql_catalog(name: str, uri: str, warehouse: str, s3: dict[str, str]):
 
 
 def open_rest_catalog(name: str, uri: str, warehouse: str, s3: dict[str, str],
-                      credential: str | None = None, scope: str | None = None):
-    """pyiceberg's REST catalog client (Polaris); ``credential`` is ``client_id:client_secret``."""
+                      credential: str | None = None, scope: str | None = None, token_uri: str = ""):
+    """pyiceberg's REST catalog client (Polaris); ``credential`` is ``client_id:client_secret``, exchanged
+    at ``token_uri`` (default: Polaris's ``<uri>/v1/oauth/tokens``)."""
     from pyiceberg.catalog.rest import RestCatalog
 
-    props = {"uri": uri, "warehouse": warehouse, **s3}
+    props = {"uri": uri, "warehouse": warehouse, **s3,
+             "oauth2-server-uri": token_uri or f"{uri.rstrip('/')}/v1/oauth/tokens"}
     if credential:
         props["credential"] = credential
     if scope:

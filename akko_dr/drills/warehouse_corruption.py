@@ -190,7 +190,8 @@ class WarehouseCorruptionDrill:
         self._note(f"declared; {self.wh.writer} stopped; its newest commit {self.newest_before_declaration}")
 
     def recover(self) -> IcebergSnapshot:
-        """The recovery the incident calls for."""
+        """The recovery the incident calls for (it writes: behind the destructive opt-in)."""
+        self.target.require_destructive(f"recover {self.table} (roll back, or copy files back)")
         if self.incident == "bad write":
             return self.roll_back_bad_write()
         if self.incident == "files":
