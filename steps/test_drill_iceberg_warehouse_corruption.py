@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from akko_dr.drills.warehouse_corruption import KEPT_PREFIX, WarehouseCorruptionDrill
+from akko_dr.drills.warehouse_corruption import WarehouseCorruptionDrill
 from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.ports import Fault
@@ -139,11 +139,11 @@ def _(iceberg_drill: WarehouseCorruptionDrill) -> None:
 
 @then("what the recovery replaced is kept for sign-off")
 def _(iceberg_drill: WarehouseCorruptionDrill) -> None:
-    assert iceberg_drill.kept, "expected what the recovery replaced to be kept; nothing was"
-    files = [k for k in iceberg_drill.kept if KEPT_PREFIX in k]
-    store, bucket = iceberg_drill.target.store, iceberg_drill.wh.bucket
-    gone = [k for k in files if not store.list(bucket, k.split(f"s3://{bucket}/", 1)[1])]
-    assert not gone, f"kept files missing: {gone}"
+    kept = [line.rsplit(" ", 1)[-1] for line in iceberg_drill.kept]
+    assert kept, "expected what the recovery replaced to be kept; nothing was"
+    store = iceberg_drill.target.store
+    gone = [uri for uri in kept if not store.list(*uri.removeprefix("s3://").split("/", 1))]
+    assert not gone, f"expected every replaced file kept until sign-off; gone: {gone}"
 
 
 @then(parsers.parse('the recovery is refused because "{reason}"'))
