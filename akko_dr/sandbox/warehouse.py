@@ -33,8 +33,8 @@ NAMESPACE = "akko"
 EVENTS = f"{NAMESPACE}.events"  # the table the writer appends to
 WRITER = "akko-iceberg-writer"
 REPLICATOR = "akko-minio-replicate"
-WRITER_INTERVAL = 2.0  # seconds between two commits of the writer
-REPLICATE_INTERVAL = 1.0  # seconds between two rounds of the replication job
+WRITER_INTERVAL = 3.0  # seconds between two commits of the writer (the RPO canary)
+REPLICATE_INTERVAL = 2.0  # seconds between two rounds of the replication job
 STAND_IN = (f"pyiceberg SQL catalog in the sandbox PostgreSQL's {CATALOG_DATABASE!r} database "
             f"(schema {CATALOG_SCHEMA}), standing in for AKKO's Polaris REST catalog")
 _stop = False
