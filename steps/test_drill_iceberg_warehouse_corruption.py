@@ -20,6 +20,8 @@ scenarios("drill_iceberg_warehouse_corruption.feature")
 
 BAD_WRITE = "writer == 'seed'"  # the rows a faulty job deletes: the table's first rows
 CATALOG_FAULT = "an unreachable catalog"
+RPO_BASIS = ("the warehouse writer's newest commit before the declaration, against the newest of its commits "
+             "in the recovered snapshot's history")
 
 
 @pytest.fixture
@@ -166,4 +168,5 @@ def _(iceberg_drill: WarehouseCorruptionDrill, evidence: ScenarioRecord, klass: 
 
 @then(parsers.parse("the data loss is within the {klass} RPO"))
 def _(iceberg_drill: WarehouseCorruptionDrill, evidence: ScenarioRecord, klass: str) -> None:
+    evidence.rpo_basis = RPO_BASIS
     evidence.judge(iceberg_drill.rpo(), iceberg_drill.target.policy.klass(klass), iceberg_drill.table)
