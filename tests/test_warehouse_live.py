@@ -90,3 +90,12 @@ def test_the_drill_writes_nothing_on_a_live_target_without_the_opt_in(tmp_path: 
     drill.incident = "bad write"
     with pytest.raises(NotApplicable, match="plan only"):
         drill.recover()
+
+
+def test_a_live_target_without_a_canary_writer_cannot_run_the_drill(tmp_path: Path) -> None:
+    warehouse = _NoWrites()
+    warehouse.writer = ""
+    target = Target(kind="live", policy=load_policy(), db=None, store=None, orchestrator=None,
+                    workdir=tmp_path, warehouse=warehouse)
+    with pytest.raises(NotApplicable, match=r"iceberg\.writer"):
+        WarehouseCorruptionDrill(target, "", "run").wait_for_writer()

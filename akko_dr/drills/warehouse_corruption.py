@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from akko_dr.checks.warehouse import iceberg_row, sizes
-from akko_dr.errors import DrillError
+from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import TargetClass
 from akko_dr.ports import CatalogUnreachable, FileContent, IcebergFile, IcebergSnapshot, Warehouse
@@ -72,6 +72,8 @@ class WarehouseCorruptionDrill:
     pointer_after_incident: str = ""  # the table's metadata pointer as the incident left it
     kept: list[str] = field(default_factory=list)  # what the recovery replaced, kept until sign-off
     destroyed: dict[str, bytes] = field(default_factory=dict)  # rehearsal only: to undo the incident
+    damaged: list[str] = field(default_factory=list)  # keys of the data files the recovery found damaged
+    copied: list[str] = field(default_factory=list)  # keys copied back from the replica
     log: list[str] = field(default_factory=list)
     verification: dict[str, object] = field(default_factory=dict)
 
@@ -94,6 +96,9 @@ class WarehouseCorruptionDrill:
 
     def wait_for_writer(self, after: datetime | None = None) -> datetime:
         """Wait until the writer has committed (after ``after``); its commit time."""
+        if not self.wh.writer or not self.table:
+            raise NotApplicable(f"not applicable on {self.target.name}: no canary writer of the warehouse is "
+                                "named (target file: iceberg.writer)")
         def newer() -> datetime | None:
             t = self.newest_writer_commit()
             return t if t and (after is None or t > after) else None
@@ -240,6 +245,7 @@ class WarehouseCorruptionDrill:
         """Copy the damaged files back from the replica when it holds good copies of them all; otherwise roll
         back to the newest snapshot whose files are all intact; refuse when there is none."""
         damage = self.find_damage()
+        self.damaged = [d.file.key for d in damage]
         history = self.wh.history(self.table)
         self._note(f"damaged: {[(d.file.key, d.problem) for d in damage]}")
         bad_copies = [f"{d.file.key}: {p}" for d in damage if (p := self._replica_problem(d.file))]
@@ -280,6 +286,7 @@ class WarehouseCorruptionDrill:
         written = hashlib.sha256(store.read(f.bucket, f.key)).hexdigest()
         if written != hashlib.sha256(body).hexdigest():
             raise DrillError(f"{f.key} copied back from the replica does not match it (sha256)")
+        self.copied.append(f.key)
         self._note(f"copied {f.key} back from s3://{replica} ({f.size} bytes, sha256 {written[:12]}…)")
 
     # -- verification and measures ----------------------------------------------------------------
@@ -364,6 +371,7 @@ class WarehouseCorruptionDrill:
         return {"table": self.table, "catalog": self.wh.catalog,
                 **{k: v.isoformat() for k, v in times.items() if v},
                 "recovered snapshot": self.recovered.snapshot_id if self.recovered else None,
+                "damaged": list(self.damaged), "copied back from the replica": list(self.copied),
                 "kept until sign-off": list(self.kept), "verification": dict(self.verification),
                 "log": list(self.log)}
 
