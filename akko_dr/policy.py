@@ -132,6 +132,7 @@ class Policy:
     schedule_time_zone: str = "UTC"  # the time zone the schedule table's cron expressions are read in
     probe_deadline: timedelta = DEFAULT_PROBE_DEADLINE  # how long a probe (replication canary) may wait
     deadlines: dict[str, timedelta] = field(default_factory=lambda: parse_deadlines({}))  # live waits
+    snapshot_retention: timedelta | None = None  # warehouse.snapshot_retention: Iceberg expire-snapshots age
 
     def klass(self, title_or_key: str) -> TargetClass:
         """Find a class by its key (``critical-data``) or title (``Critical data``)."""
@@ -275,7 +276,18 @@ def _policy(raw: Any, source: str) -> Policy:
         schedule_time_zone=_time_zone(cadence.get("schedule_time_zone", "UTC"), "cadence.schedule_time_zone"),
         probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
         deadlines=parse_deadlines(cadence.get("deadlines") or {}),
+        snapshot_retention=_snapshot_retention(raw.get("warehouse")),
     )
+
+
+def _snapshot_retention(raw: object) -> timedelta | None:
+    """The Iceberg snapshot retention the policy declares (``warehouse.snapshot_retention``), if any."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PolicyError("warehouse: expected a mapping (snapshot_retention: <duration>)")
+    value = raw.get("snapshot_retention")
+    return None if value is None else parse_duration(value, "warehouse.snapshot_retention")
 
 
 def parse_deadlines(raw: object) -> dict[str, timedelta]:

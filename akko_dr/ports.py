@@ -346,3 +346,85 @@ class VeleroRestorer(Protocol):
     def newest_completed(self, schedule: str, namespace: str) -> VeleroBackup: ...
     def restore(self, backup: VeleroBackup, namespace_mapping: dict[str, str]) -> str: ...
     def wait(self, restore: str) -> VeleroRestore: ...
+
+
+# -- the Iceberg warehouse (issue 15) -------------------------------------------------------------
+@dataclass(frozen=True)
+class IcebergSnapshot:
+    """One snapshot of an Iceberg table, as its metadata records it."""
+
+    table: str
+    snapshot_id: int
+    parent_id: int | None
+    committed_at: datetime
+    operation: str
+    writer: str = ""  # the ``akko.writer`` summary property of the commit, when the writer set one
+    summary: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class IcebergFile:
+    """A file a snapshot references, with the size (and, for a data file, the rows) its metadata records."""
+
+    uri: str  # s3://bucket/key
+    size: int | None  # as the metadata records it (None: nothing records it, the manifest list)
+    kind: str  # "data" | "manifest" | "manifest-list"
+    records: int | None = None  # rows, for a data file
+
+    @property
+    def bucket(self) -> str:
+        return self.uri.removeprefix("s3://").partition("/")[0]
+
+    @property
+    def key(self) -> str:
+        return self.uri.removeprefix("s3://").partition("/")[2]
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """What reading a data file gave: its rows and a checksum of their content (encoding-independent)."""
+
+    rows: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class SnapshotRetention:
+    """A table's expire-snapshots settings, as its properties give them (Iceberg's defaults otherwise)."""
+
+    max_age: timedelta
+    min_snapshots: int
+    declared: bool  # False: the table sets nothing, Iceberg's defaults apply
+
+
+class CatalogUnreachable(DrillError):
+    """The Iceberg catalog did not answer: nothing was read or changed through it."""
+
+
+class Warehouse(Protocol):
+    """Iceberg tables through their catalog (Polaris over REST; a SQL catalog standing in on the sandbox)."""
+
+    catalog: str  # what the evidence calls the catalog (never a credential)
+    bucket: str  # the warehouse bucket its files live in
+    writer: str  # the service committing the canary snapshots ("" when the target names none)
+    canary_table: str  # the table it commits them to
+
+    def tables(self) -> list[str]: ...
+    def history(self, table: str) -> list[IcebergSnapshot]:
+        """The current snapshot and its ancestors, oldest first (empty: the table has no snapshot)."""
+
+    def files(self, table: str, snapshot_id: int) -> list[IcebergFile]:
+        """Every file the snapshot references: manifest list, manifests and live data files."""
+
+    def read_file(self, table: str, file: IcebergFile) -> FileContent:
+        """Read one data file through the table's FileIO; DrillError when it is missing or unreadable."""
+
+    def metadata_location(self, table: str) -> str: ...
+    def rollback(self, table: str, snapshot_id: int) -> str:
+        """Make ``snapshot_id`` (an ancestor) current; return the metadata pointer it replaced."""
+
+    def delete_rows(self, table: str, row_filter: str, base_snapshot: int) -> IcebergSnapshot:
+        """Commit a snapshot deleting the rows matching ``row_filter`` on top of ``base_snapshot``
+        (refused if another commit came first); the new snapshot."""
+
+    def retention(self, table: str) -> SnapshotRetention: ...

@@ -21,6 +21,12 @@ credentials come from. Credentials themselves never go in the file, nor in repor
       s3: {endpoint: https://minio.dr.example, access_key: {env: DR_S3_KEY}, secret_key: {env: DR_S3_SECRET}}
       postgres: {host: akko-postgresql.dr.svc, password: {secret: akko/akko-postgresql#postgres-password}}
       rebuild_postgres: {host: akko-rebuilt.dr.svc}   # the new, empty server the rebuild provisions
+    iceberg:                 # the Iceberg warehouse: a REST catalog (Polaris) and the bucket of its files
+      catalog: {uri: https://polaris.akko.example/api/catalog, warehouse: akko,
+                credential: {secret: akko/polaris-root#credential}, scope: "PRINCIPAL_ROLE:ALL"}
+      bucket: akko-warehouse # default: the policy's first hot bucket
+      namespaces: [akko]     # default: every namespace of the catalog
+      writer: {service: akko-iceberg-writer, table: akko.events}   # the canary writer, if any
 """
 
 from __future__ import annotations
@@ -58,6 +64,21 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class IcebergLocation:
+    """Where a live target's Iceberg catalog and warehouse are (credential sources only)."""
+
+    uri: str
+    warehouse: str = ""
+    credential: Credential | None = None  # client_id:client_secret for the catalog's OAuth2 endpoint
+    scope: str | None = None
+    token_uri: str = ""  # the OAuth2 token endpoint (default: Polaris's <uri>/v1/oauth/tokens)
+    bucket: str = ""
+    namespaces: tuple[str, ...] = ()
+    writer: str = ""
+    table: str = ""
+
+
+@dataclass(frozen=True)
 class TargetFile:
     """A parsed target file: locations and credential sources, no credential values."""
 
@@ -83,6 +104,7 @@ class TargetFile:
     segregated_embedded: bool = False  # segregated_postgres: {embedded: true} (the nightly test starts one)
     scratch: TargetFile | None = None  # scratch_platform: Drill 2's rehearsal platform of its own
     rebuild: TargetFile | None = None  # (in scratch_platform) rebuild_postgres: the new, empty server
+    iceberg: IcebergLocation | None = None  # iceberg: the REST catalog (Polaris) and the warehouse bucket
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this target's namespace, bucket names and probe deadline instead."""
@@ -152,6 +174,7 @@ def _parse(raw: dict[str, Any], path: Path, where: str, default_namespace: str) 
         realm_exports=_exports(section(raw, "keycloak", where), where),
         production=bool(raw.get("production", False)),
         probe_deadline=_deadline(section(raw, "probes", where), where))
+    tf = replace(tf, iceberg=_iceberg(section(raw, "iceberg", where), where))
     return _with_segregated(tf, section(raw, SEGREGATED, where), where)
 
 
@@ -188,6 +211,21 @@ def _scratch(source: TargetFile, raw: dict[str, Any], where: str, default_namesp
     if scratch.production:
         raise PolicyError(f"{where}: production: a scratch platform is never production")
     return scratch
+def _iceberg(raw: dict[str, Any], where: str) -> IcebergLocation | None:
+    """The ``iceberg`` section: a REST catalog's URI is required; a credential is a reference only."""
+    if not raw:
+        return None
+    catalog = section(raw, "catalog", f"{where}: iceberg")
+    writer = section(raw, "writer", f"{where}: iceberg")
+    if not isinstance(catalog.get("uri"), str):
+        raise PolicyError(f"{where}: iceberg.catalog.uri: expected the REST catalog's URI (Polaris)")
+    return IcebergLocation(
+        uri=catalog["uri"], warehouse=str(catalog.get("warehouse", "")),
+        credential=_credential(catalog, "credential", f"{where}: iceberg.catalog"),
+        scope=catalog.get("scope"), token_uri=str(catalog.get("token_uri", "")),
+        bucket=str(raw.get("bucket", "")),
+        namespaces=tuple(str(n) for n in raw.get("namespaces") or ()),
+        writer=str(writer.get("service", "")), table=str(writer.get("table", "")))
 
 
 SEGREGATED = "segregated_postgres"  # shaped as postgres, or {embedded: true}
@@ -268,7 +306,24 @@ LIVE_GAPS = {
     "adversary": "no simulated attacker acts on a live target",
     "segregated_db": "the target file names no second PostgreSQL server for segregated restores "
                      "(segregated_postgres)",
+    "warehouse": "the target file names no Iceberg catalog (iceberg.catalog)",
 }
+
+
+def live_warehouse(tf: TargetFile, policy: Policy, read_secret: SecretReader) -> Any:
+    """The Iceberg warehouse port over the target's REST catalog (Polaris), files through its S3 endpoint;
+    the catalog is contacted on first use."""
+    from akko_dr.adapters.iceberg import IcebergWarehouse, open_rest_catalog, s3_properties
+
+    ice = tf.iceberg
+    credential = resolve(ice.credential, read_secret)
+    s3 = s3_properties(tf.s3_endpoint, resolve(tf.s3_access_key, read_secret),
+                       resolve(tf.s3_secret_key, read_secret), tf.s3_region)
+    bucket = ice.bucket or (policy.storage.hot_buckets or ("",))[0]
+    return IcebergWarehouse(lambda: open_rest_catalog("polaris", ice.uri, ice.warehouse, s3, credential,
+                                                      ice.scope, ice.token_uri),
+                            bucket, f"REST catalog at {ice.uri} (pyiceberg RestCatalog)",
+                            ice.namespaces or None, ice.writer, ice.table)
 
 
 def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_probes: bool = False,
@@ -304,6 +359,11 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
         components["segregated restores"] = repr(segregated)
     policy = tf.apply(policy)
     wait = {k: d.total_seconds() for k, d in policy.deadlines.items()}  # from the policy's cadence
+    gaps = dict(LIVE_GAPS)
+    warehouse = live_warehouse(tf, policy, cluster.secret) if tf.iceberg else None
+    if warehouse is not None:
+        gaps.pop("warehouse")
+        components["iceberg"] = warehouse.catalog
     return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
                   policy=policy, db=db, store=store,
                   orchestrator=RolloutOrchestrator(kube, tf.namespace, deadline=wait["rollout"]),
@@ -313,8 +373,8 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                   segregated_db=segregated,
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
-                  gaps=dict(LIVE_GAPS), components=components, destructive_allowed=allow_destructive,
-                  probes_allowed=allow_probes, production=tf.production,
+                  gaps=gaps, components=components, destructive_allowed=allow_destructive,
+                  probes_allowed=allow_probes, production=tf.production, warehouse=warehouse,
                   scratch_platform=(lambda: rehearsal(policy, tf.scratch, allow_destructive))
                   if tf.scratch else None)
 

@@ -33,6 +33,7 @@ from akko_dr.ports import (
     PlatformSource,
     VeleroRestorer,
     VersionedObjectStore,
+    Warehouse,
 )
 
 
@@ -70,6 +71,7 @@ class Target:
     probes_allowed: bool = False  # live: write probe objects and canaries (--allow-probes)
     fresh_backup: bool = False  # live: a drill takes its own backup first (--fresh-backup)
     production: bool = False
+    warehouse: Warehouse | None = None  # the Iceberg tables through their catalog (issue 15)
 
     def __post_init__(self) -> None:
         self.name = self.name or self.kind

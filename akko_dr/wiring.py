@@ -19,6 +19,7 @@ from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
+from akko_dr.sandbox.warehouse import catalog_fault
 from akko_dr.targets import Target
 
 TARGET_KINDS = ("sandbox", "live", "docker")
@@ -52,13 +53,19 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     gaps = dict(SANDBOX_GAPS)
     if sandbox.segregated is None:
         gaps["segregated_db"] = "this sandbox was started without a second PostgreSQL server"
+    faults = catalogue(sandbox.stop_postgres, sandbox.start_postgres)
+    if sandbox.warehouse is None:
+        gaps["warehouse"] = "this sandbox was started without Iceberg tables"
+    else:
+        fault = catalog_fault(sandbox.stop_postgres, sandbox.start_postgres)
+        faults[fault.name] = fault
     return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
                   orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),
                   buckets=S3BucketInspector(store), source=SandboxSource(sandbox), jobs=sandbox,
                   platform=sandbox, identities=sandbox.identities,
                   adversary=SandboxAttacker(sandbox.identities, trail), audit_trail=trail,
                   segregated_db=sandbox.segregated,
-                  faults=catalogue(sandbox.stop_postgres, sandbox.start_postgres),
+                  faults=faults,
                   scratch_platform=lambda: scratch_sandbox(sandbox.policy),
                   store_as=lambda user, secret: S3ObjectStore(store.endpoint, access_key=user,
                                                               secret_key=secret),
@@ -66,7 +73,8 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
                   emulated=[f"object store: {MOTO}", f"orchestrator: {SUPERVISOR}"],
                   emulated_ports={"store": MOTO, "buckets": MOTO, "audit_trail": MOTO,
                                   "orchestrator": SUPERVISOR},
-                  destructive_allowed=True, probes_allowed=True, fresh_backup=True)
+                  destructive_allowed=True, probes_allowed=True, fresh_backup=True,
+                  warehouse=sandbox.warehouse)
 
 
 @contextmanager
@@ -79,7 +87,7 @@ def open_sandbox(policy: Policy, scratch: bool = False) -> Iterator[tuple[Sandbo
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
     options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
-               else dict(segregated_server=True))
+               else dict(segregated_server=True, iceberg=True))
     try:
         with start_sandbox(policy, root=workdir / "sandbox", **options) as sandbox:
             yield sandbox, sandbox_target(sandbox, workdir)

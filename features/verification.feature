@@ -54,3 +54,18 @@ Feature: Verification — the playbook's verification commands, run as checks
     Given a probe record is written to the audit bucket under its lock
     When someone tries to shorten the retention of the probe record
     Then the object store refuses to shorten it
+
+  @iceberg @class-critical-data
+  Scenario: Every Iceberg table has a current snapshot younger than its class RPO
+    When the catalog is asked for the current snapshot of every Iceberg table
+    Then every table's current snapshot is younger than the RPO of its class
+
+  @iceberg @class-critical-data
+  Scenario: Every file of the current Iceberg snapshots is in the warehouse and in the replica
+    When the manifests of every current Iceberg snapshot are read for the files they reference
+    Then each file is in the warehouse and in the replica with the size its manifest records
+
+  @iceberg @class-critical-data
+  Scenario: Iceberg snapshot retention keeps at least the window the RPO needs
+    When the snapshot retention of every Iceberg table is read
+    Then it keeps snapshots for at least the RPO of its class and what the policy declares

@@ -10,7 +10,8 @@ from pytest_bdd.feature import get_feature
 
 from akko_dr.checks import CheckResult, result
 from akko_dr.checks.bdd import conclude, platform_of, progress_to_console, ready_for_checks
-from akko_dr.checks.scope import ScopeContext, check_component
+from akko_dr.checks.scope import ScopeContext, check_artefact, check_component
+from akko_dr.checks.warehouse import ICEBERG_MECHANISM, WarehouseContext, check_iceberg_scope
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
@@ -40,9 +41,13 @@ def _(target: Target, evidence: ScenarioRecord) -> None:
 
 @when(parsers.parse('the backup artefacts of "{component}" are looked for on the drill target'),
       target_fixture="check")
-def _(policy: Policy, scope_context: ScopeContext, component: str) -> CheckResult:
+def _(policy: Policy, scope_context: ScopeContext, target: Target, component: str) -> CheckResult:
     rows = [row for row in policy.scope if row.component == component]
     assert rows, f"no component {component!r} in the policy's scope table"
+    if ICEBERG_MECHANISM in rows[0].mechanism.lower() and target.warehouse is not None:
+        ctx = WarehouseContext(policy, target.warehouse, target.store, utcnow(), policy.probe_deadline)
+        parts = [check_artefact(scope_context, job) for job in rows[0].jobs]
+        return check_iceberg_scope(ctx, rows[0], parts)
     return check_component(scope_context, rows[0])
 
 

@@ -22,6 +22,12 @@ from akko_dr.checks.verification import (
     remove_probe,
     write_probe,
 )
+from akko_dr.checks.warehouse import (
+    WarehouseContext,
+    check_files_present,
+    check_retention,
+    check_snapshots_fresh,
+)
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.measure import utcnow
 from akko_dr.targets import Target
@@ -45,6 +51,9 @@ def _(target: Target, job: str) -> CheckResult:
 @then("the newest completed one is younger than the Velero schedule interval plus the tolerance")
 @then("the lock has the policy's mode and at least the policy's retention")
 @then("every one of them is there")
+@then("every table's current snapshot is younger than the RPO of its class")
+@then("each file is in the warehouse and in the replica with the size its manifest records")
+@then("it keeps snapshots for at least the RPO of its class and what the policy declares")
 def _(check: CheckResult, evidence: ScenarioRecord, target: Target) -> None:
     conclude(check, evidence, target.name)
 
@@ -109,3 +118,26 @@ def _(target: Target, probe: WormProbe | None) -> CheckResult:
 @then("the object store refuses to shorten it")
 def _(check: CheckResult, evidence: ScenarioRecord, target: Target) -> None:
     conclude(check, evidence, target.name)
+
+
+@pytest.fixture
+def warehouse_context(target: Target) -> WarehouseContext:
+    """The warehouse checks on this target: its catalog and store, judged by the Iceberg scope row's class."""
+    return WarehouseContext(target.policy, target.port("warehouse"), target.store, utcnow(),
+                            target.policy.probe_deadline)
+
+
+@when("the catalog is asked for the current snapshot of every Iceberg table", target_fixture="check")
+def _(warehouse_context: WarehouseContext) -> CheckResult:
+    return check_snapshots_fresh(warehouse_context)
+
+
+@when("the manifests of every current Iceberg snapshot are read for the files they reference",
+      target_fixture="check")
+def _(warehouse_context: WarehouseContext) -> CheckResult:
+    return check_files_present(warehouse_context)
+
+
+@when("the snapshot retention of every Iceberg table is read", target_fixture="check")
+def _(warehouse_context: WarehouseContext) -> CheckResult:
+    return check_retention(warehouse_context)

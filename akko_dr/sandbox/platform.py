@@ -51,6 +51,7 @@ class Sandbox:
     kept_dirs: list[Path] = field(default_factory=list)  # data directories kept until sign-off
     segregated: PostgresDatabase | None = None  # a second server: restores segregated from the source
     stoppers: list = field(default_factory=list, repr=False)
+    warehouse: object = None  # the Iceberg warehouse port (akko_dr.sandbox.warehouse), when started
 
     def runs_job(self, job: str) -> bool:
         """Whether the sandbox runs this job for real (PostgreSQL dumps and object mirroring)."""
@@ -127,6 +128,18 @@ class Sandbox:
         """The services (stopped) write to ``db`` from their next start, as a configuration or DNS change
         on a cluster would make them."""
         _register_consumers(self.policy, db, self.supervisor, self.consumers)
+
+
+def _start_iceberg(sandbox: Sandbox) -> None:
+    """Real Iceberg tables in the first hot bucket, their writer and the replication job (issue 15)."""
+    from akko_dr.sandbox.warehouse import CATALOG_DATABASE, STAND_IN, WarehouseConfig, start_warehouse
+
+    st = sandbox.policy.storage
+    config = WarehouseConfig(sandbox.db.dsn(CATALOG_DATABASE), st.hot_buckets[0], sandbox.store.endpoint,
+                             SANDBOX_KEY, SANDBOX_KEY)
+    sandbox.warehouse, tables = start_warehouse(config, st.replica_bucket, sandbox.supervisor, sandbox.db)
+    sandbox.seeded_tables[CATALOG_DATABASE] = set(sandbox.db.fingerprint(CATALOG_DATABASE))
+    sandbox.components["iceberg"] = f"{len(tables)} Iceberg tables ({', '.join(tables)}); {STAND_IN}"
 
 
 def _stop(stop: Callable[[], object]) -> None:
@@ -217,7 +230,7 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
                   consumers: tuple[str, ...] = ("superset_metadata",),
                   initial_backups: bool = True, segregated_server: bool = False,
                   start_pg: Callable[..., tuple] = start_server,
-                  store: S3ObjectStore | None = None) -> Iterator[Sandbox]:
+                  store: S3ObjectStore | None = None, iceberg: bool = False) -> Iterator[Sandbox]:
     """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down.
 
     With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service;
@@ -257,6 +270,8 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
             stoppers.append(second.cleanup)
             components["segregated restores"] = (f"a second PostgreSQL {sandbox.segregated.server_version()} "
                                                  "server (own process and data directory, same host)")
+        if iceberg:
+            _start_iceberg(sandbox)
         if initial_backups:
             for job in policy.jobs:
                 if sandbox.runs_job(job):
