@@ -8,7 +8,6 @@ service process follows its Deployment's running pods (the bridge from pod to pr
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import warnings
@@ -152,8 +151,9 @@ postgres: {{host: {pg_host}, user: postgres, database: postgres}}
 def test_drill_1_runs_against_the_real_control_plane(control_plane: ControlPlane, bridge: None,
                                                      sandbox: Sandbox, policy: Policy, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AKKO_TEST_S3_KEY", "sandbox")
-    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secrets.token_hex(8))
+    key, secret = sandbox.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
+    monkeypatch.setenv("AKKO_TEST_S3_KEY", key)
+    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secret)
     target = open_live(policy, load_target_file(_target_file(tmp_path, control_plane, sandbox)),
                        allow_destructive=True)
     database = policy.drill("drill-1")["database"]

@@ -46,6 +46,10 @@ class MinioServer:
     def describe(self) -> str:
         return f"MinIO {self.version} (real server) at {self.endpoint}"
 
+    def root_keys(self) -> tuple[str, str]:
+        """The root user's access key and secret (what the platform's own services use)."""
+        return ROOT_USER, self._secret
+
     def store(self) -> S3ObjectStore:
         """The store as the platform's root user sees it."""
         return S3ObjectStore(self.endpoint, access_key=ROOT_USER, secret_key=self._secret)

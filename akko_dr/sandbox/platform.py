@@ -69,6 +69,11 @@ class Sandbox:
             return self._record(JobRun(job, utcnow(), utcnow(), error=f"{job} is suspended: nothing copied"))
         return self._record(run_job(self.policy, job, self.db, self.store, self.root))
 
+    def s3_keys(self) -> tuple[str, str]:
+        """The access key and secret the platform's own services use on its object store (MinIO's root
+        user; the emulator takes any): for a test reaching the store as a live target would."""
+        return self.s3_users.server.root_keys() if self.s3_users else (SANDBOX_KEY, SANDBOX_KEY)
+
     def suspend_replication(self, suspended: bool = True) -> None:
         """Stop (or resume) the mirror job, as suspending its CronJob or stopping ``mc mirror`` would."""
         self.replication_suspended = suspended
