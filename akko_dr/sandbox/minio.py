@@ -10,6 +10,7 @@ from pathlib import Path
 
 from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.errors import DrillError
+from akko_dr.ports import StoreRefused
 from akko_dr.sandbox.processes import ServerProcess, free_port, version_of
 
 START_DEADLINE = 30.0
@@ -112,6 +113,14 @@ class MinioUsers:
         breach (a rehearsal replays the breach after an earlier containment), and its access key."""
         self.provision(identity)
         return self.keys(identity)
+
+    def can_authenticate(self, key: str, secret: str) -> tuple[bool, str]:
+        """Whether MinIO accepts these keys (a read of the first bucket), and its answer (secret-free)."""
+        try:
+            S3ObjectStore(self.server.endpoint, access_key=key, secret_key=secret).list(self.buckets[0], "-")
+        except StoreRefused as err:
+            return False, f"{err.code} (HTTP {err.status})"
+        return True, "accepted"
 
     def disable(self, identity: str) -> None:
         self.keys(identity)
