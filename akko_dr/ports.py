@@ -196,9 +196,10 @@ class Fault:
 class StoreRefused(DrillError):
     """The object store answered a request with an error: its code and message travel with it."""
 
-    def __init__(self, what: str, code: str, message: str = "", status: int = 0) -> None:
+    def __init__(self, what: str, code: str, message: str = "", status: int = 0, server: str = "") -> None:
         super().__init__(f"object store refused {what}: {code}")
         self.code, self.message, self.status = code, message, status
+        self.server = server  # the store's Server header ("MinIO", "AmazonS3"): codes differ between them
 
 
 # -- the ports ------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Target:
     adversary: Adversary | None = None  # Drill 3: the simulated attacker (rehearsals only)
     audit_trail: AuditTrail | None = None
     store_as: Callable[[str, str], VersionedObjectStore] | None = None  # the store with other credentials
+    object_keys: Callable[[str], tuple[str, str]] | None = None  # Drill 3: the identity's own S3 keys, stolen
     velero: VeleroRestorer | None = None  # Drill 2: Velero restores into a namespace of the drill's own
     eradicator: Eradicator | None = None  # Drill 3: the attacker's ServiceAccounts and Secrets
     segregated_db: Database | None = None  # a second server for restores segregated from the source

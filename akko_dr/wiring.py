@@ -12,6 +12,8 @@ from pathlib import Path
 from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
 from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
+from akko_dr.adapters.s3_sites import SitedBucketInspector, SitedObjectStore
+from akko_dr.adapters.victorialogs import LogsLayerAuditTrail
 from akko_dr.docker_target import PING_TIMEOUT, ContainerMinio, ContainerServers, DockerImages, remove_orphans
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
@@ -19,6 +21,8 @@ from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
+from akko_dr.sandbox.platform import SANDBOX_KEY, RealServers
+from akko_dr.sandbox.processes import binary
 from akko_dr.sandbox.warehouse import catalog_fault
 from akko_dr.targets import Target
 
@@ -44,12 +48,45 @@ SANDBOX_GAPS = {
 }
 MOTO = "moto S3 emulator (not WORM-compliant: it does not enforce COMPLIANCE retention; no authentication)"
 SUPERVISOR = "local process supervisor in place of Kubernetes"
+NO_LOGS_LAYER = ("none: audit events are read back from the WORM bucket's JSON objects "
+                 "(VictoriaLogs not provisioned: scripts/real-services.sh)")
+
+
+def real_servers() -> RealServers:
+    """The real servers provisioned by scripts/real-services.sh (``$AKKO_DR_BIN``); absent ones are
+    served by the emulator (MinIO) or not at all (the logs layer), and the evidence says which."""
+    return RealServers(minio=binary("minio"), victoria_logs=binary("victoria-logs"))
+
+
+def _object_storage(sandbox: Sandbox):
+    """The store, its bucket inspector, what an identity's own keys are, and the emulator if any."""
+    store = sandbox.store
+    if isinstance(store, SitedObjectStore):
+        return store, SitedBucketInspector(store), sandbox.s3_users.breach_keys, None
+    return store, S3BucketInspector(store), lambda identity: (identity, SANDBOX_KEY), MOTO
+
+
+def _emulated(store_emulator: str | None) -> dict[str, str]:
+    """What an emulator serves, by component (the evidence's list)."""
+    return ({"object store": store_emulator} if store_emulator else {}) | {"orchestrator": SUPERVISOR}
+
+
+def _emulated_ports(store_emulator: str | None) -> dict[str, str]:
+    """The ports whose behaviour is an emulator's (a proof resting on them is inconclusive)."""
+    ports = dict.fromkeys(("store", "buckets", "audit_trail"), store_emulator) if store_emulator else {}
+    return ports | {"orchestrator": SUPERVISOR}
+
+
+def _audit_trail(sandbox: Sandbox, store):
+    trail = ObjectStoreAuditTrail(store, sandbox.policy.storage.audit_bucket)
+    return trail if sandbox.logs is None else LogsLayerAuditTrail(trail, sandbox.logs.client)
 
 
 def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
-    """Every port of the sandbox: real PostgreSQL and jobs, the S3 emulator, a local supervisor."""
-    store = sandbox.store
-    trail = ObjectStoreAuditTrail(store, sandbox.policy.storage.audit_bucket)
+    """Every port of the sandbox: real PostgreSQL and jobs, real MinIO (with its off-site replica) where
+    provisioned else the S3 emulator, the logs layer where provisioned, a local supervisor."""
+    store, buckets, object_keys, emulator = _object_storage(sandbox)
+    trail = _audit_trail(sandbox, store)
     gaps = dict(SANDBOX_GAPS)
     if sandbox.segregated is None:
         gaps["segregated_db"] = "this sandbox was started without a second PostgreSQL server"
@@ -61,7 +98,7 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
         faults[fault.name] = fault
     return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
                   orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),
-                  buckets=S3BucketInspector(store), source=SandboxSource(sandbox), jobs=sandbox,
+                  buckets=buckets, source=SandboxSource(sandbox), jobs=sandbox,
                   platform=sandbox, identities=sandbox.identities,
                   adversary=SandboxAttacker(sandbox.identities, trail), audit_trail=trail,
                   segregated_db=sandbox.segregated,
@@ -69,27 +106,31 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
                   scratch_platform=lambda: scratch_sandbox(sandbox.policy),
                   store_as=lambda user, secret: S3ObjectStore(store.endpoint, access_key=user,
                                                               secret_key=secret),
-                  heal=sandbox.heal, gaps=gaps, components=sandbox.components,
-                  emulated=[f"object store: {MOTO}", f"orchestrator: {SUPERVISOR}"],
-                  emulated_ports={"store": MOTO, "buckets": MOTO, "audit_trail": MOTO,
-                                  "orchestrator": SUPERVISOR},
+                  object_keys=object_keys, heal=sandbox.heal, gaps=gaps,
+                  components={**sandbox.components, "logs layer": sandbox.components.get("logs layer",
+                                                                                          NO_LOGS_LAYER)},
+                  emulated=[f"{port}: {what}" for port, what in _emulated(emulator).items()],
+                  emulated_ports=_emulated_ports(emulator),
                   destructive_allowed=True, probes_allowed=True, fresh_backup=True,
                   warehouse=sandbox.warehouse)
 
 
 @contextmanager
-def open_sandbox(policy: Policy, scratch: bool = False) -> Iterator[tuple[Sandbox, Target]]:
+def open_sandbox(policy: Policy, scratch: bool = False,
+                 servers: RealServers | None = None) -> Iterator[tuple[Sandbox, Target]]:
     """A sandbox and its target in a fresh folder of their own; everything is removed after.
 
     ``scratch``: a platform of its own for a drill that destroys it (Drill 2): a service per database,
-    no initial backups, no second server. Not under pytest's temporary folders: another pytest session
+    no initial backups, no second server. ``servers``: the real servers to run (default: those provisioned,
+    :func:`real_servers`). Not under pytest's temporary folders: another pytest session
     resets their permissions, and the PostgreSQL server (running as its own user) would lose its data.
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
     options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
                else dict(segregated_server=True, iceberg=True))
     try:
-        with start_sandbox(policy, root=workdir / "sandbox", **options) as sandbox:
+        with start_sandbox(policy, root=workdir / "sandbox", servers=servers or real_servers(),
+                           **options) as sandbox:
             yield sandbox, sandbox_target(sandbox, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -19,6 +19,11 @@ Outcome = Literal["refused", "accepted", "inconclusive"]
 
 # error code -> a fragment its message must hold to be a lock refusal ("" = the code alone is enough)
 LOCK_REFUSALS = {"AccessDenied": "", "InvalidRequest": "WORM protected"}
+# MinIO refuses a write against the lock with InvalidRequest "WORM protected" only; its AccessDenied is the
+# identity's policy (or a disabled account) speaking, never the lock
+LOCK_REFUSALS_BY_SERVER = {"MinIO": {"InvalidRequest": "WORM protected"}}
+NOT_THE_LOCK_BY_SERVER = {"MinIO": {"AccessDenied": "MinIO answers AccessDenied for the identity's policy, "
+                                                    "not for the lock (its lock refusal is InvalidRequest)"}}
 NOT_ABOUT_THE_LOCK = {
     "SignatureDoesNotMatch": "the credentials did not authenticate",
     "InvalidAccessKeyId": "the access key is unknown to the store",
@@ -48,11 +53,12 @@ class Attempt:
 
 def classify(err: StoreRefused) -> tuple[Outcome, str]:
     """Whether the store's error is a refusal because of the lock, else why it is inconclusive."""
-    fragment = LOCK_REFUSALS.get(err.code)
+    fragment = LOCK_REFUSALS_BY_SERVER.get(err.server, LOCK_REFUSALS).get(err.code)
     if fragment is not None and fragment in err.message:
         return "refused", ""
-    if err.code in NOT_ABOUT_THE_LOCK:
-        return "inconclusive", NOT_ABOUT_THE_LOCK[err.code]
+    reasons = NOT_ABOUT_THE_LOCK | NOT_THE_LOCK_BY_SERVER.get(err.server, {})
+    if err.code in reasons:
+        return "inconclusive", reasons[err.code]
     return "inconclusive", f"{err.code} is not a lock refusal"
 
 

@@ -53,11 +53,13 @@ def bundle_dir(run_record: RunRecord, drill_3: RansomwareDrill) -> Path:
 @pytest.fixture
 def attacker_store(target: Target, drill_3: RansomwareDrill,
                    evidence: ScenarioRecord) -> VersionedObjectStore:
-    """The object store as the compromised identity reaches it, with its credentials."""
+    """The object store as the compromised identity reaches it, with its own access key and secret."""
     store_as = target.port("store_as")
     if emulator := target.emulator_of("audit_trail"):
         evidence.details["credentials"] = f"{emulator}: any refusal comes from Object Lock alone"
-    return store_as(drill_3.identity, target.port("identities").credential(drill_3.identity))
+    key, secret = target.port("object_keys")(drill_3.identity)
+    evidence.details["acting as"] = f"access key {key}, the compromised identity's own"
+    return store_as(key, secret)
 
 
 @given("an attacker holds the credentials of the compromised identity")

@@ -8,7 +8,6 @@ service process follows its Deployment's running pods (the bridge from pod to pr
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -96,8 +95,9 @@ postgres: {{host: {pg_host}, user: postgres, database: postgres}}
 def test_drill_1_runs_against_the_real_control_plane(control_plane: ControlPlane, bridge: None,
                                                      sandbox: Sandbox, policy: Policy, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AKKO_TEST_S3_KEY", "sandbox")
-    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secrets.token_hex(8))
+    key, secret = sandbox.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
+    monkeypatch.setenv("AKKO_TEST_S3_KEY", key)
+    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secret)
     target = open_live(policy, load_target_file(_target_file(tmp_path, control_plane, sandbox)),
                        allow_destructive=True)
     database = policy.drill("drill-1")["database"]
@@ -156,8 +156,8 @@ def _rehearsal_file(tmp_path: Path, control_plane: ControlPlane, sandbox: Sandbo
     path.write_text(path.read_text() + f"""
 scratch_platform:
   kube: {kube}
-  s3: {{endpoint: "{scratch.store.endpoint}", access_key: {{env: AKKO_TEST_S3_KEY}},
-       secret_key: {{env: AKKO_TEST_S3_SECRET}}}}
+  s3: {{endpoint: "{scratch.store.endpoint}", access_key: {{env: AKKO_TEST_SCRATCH_S3_KEY}},
+       secret_key: {{env: AKKO_TEST_SCRATCH_S3_SECRET}}}}
   postgres: {{host: {host}, user: postgres}}
   rebuild_postgres: {{host: {rebuild_host}, user: postgres}}
 """)
@@ -170,8 +170,10 @@ def test_drill_2_rebuilds_a_scratch_platform_on_the_real_control_plane(
     """Drill 2 with --target live: the platform lost and rebuilt is the target file's scratch platform,
     whose services are Deployments the real controllers scale; the source is never touched."""
     scratch, rebuild = rehearsal_world
-    monkeypatch.setenv("AKKO_TEST_S3_KEY", "sandbox")
-    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secrets.token_hex(8))
+    for prefix, platform in (("AKKO_TEST_S3", sandbox), ("AKKO_TEST_SCRATCH_S3", scratch)):
+        key, secret = platform.s3_keys()  # each store's own keys (real MinIO checks them)
+        monkeypatch.setenv(f"{prefix}_KEY", key)
+        monkeypatch.setenv(f"{prefix}_SECRET", secret)
     for job in {info.job.name for info in policy.databases.values()} | {"akko-minio-replicate"}:
         assert scratch.run_job(job).succeeded  # the scratch platform's own backup CronJobs ran
     def source() -> dict[str, object]:  # the shared sandbox's content; its service keeps writing canaries

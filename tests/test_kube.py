@@ -352,9 +352,9 @@ postgres: {{host: {pg_host}, user: postgres, database: postgres}}
 def test_a_live_target_reads_credentials_from_env_and_secrets(cluster: KubeCluster, sandbox: Sandbox,
                                                              policy: Policy, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    secret_value = f"s3-{secrets.token_hex(8)}"
+    access, secret_value = sandbox.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
     _secret(cluster, "akko-minio", **{"secret-key": secret_value})
-    monkeypatch.setenv("AKKO_TEST_S3_ACCESS", "sandbox")
+    monkeypatch.setenv("AKKO_TEST_S3_ACCESS", access)
     tf = load_target_file(_target_file(tmp_path, cluster, sandbox))
     target = open_live(policy, tf, allow_destructive=False, api=cluster.api)
     assert target.kind == "live" and not target.destructive_allowed

