@@ -11,12 +11,14 @@ from pathlib import Path
 from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
 from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
+from akko_dr.adapters.wal_archive import BarmanCloudArchive
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
+from akko_dr.sandbox.wal import WalSource, missing_segment, start_wal_archiving
 from akko_dr.targets import Target
 
 TARGET_KINDS = ("sandbox", "live", "docker")
@@ -79,9 +81,25 @@ def open_sandbox(policy: Policy, scratch: bool = False) -> Iterator[tuple[Sandbo
                else dict(segregated_server=True))
     try:
         with start_sandbox(policy, root=workdir / "sandbox", **options) as sandbox:
-            yield sandbox, sandbox_target(sandbox, workdir)
+            target = sandbox_target(sandbox, workdir)
+            yield sandbox, target if scratch else with_wal_archive(sandbox, target)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def with_wal_archive(sandbox: Sandbox, target: Target) -> Target:
+    """The sandbox's WAL archive (Barman cloud commands), or the reason it has none as a gap."""
+    wal = start_wal_archiving(sandbox)
+    if isinstance(wal, str):
+        target.gaps.update(wal_archive=wal, pitr=wal)
+        return target
+    cloud = wal.cloud
+    target.wal_archive = BarmanCloudArchive(sandbox.store, cloud.bucket, cloud.prefix, cloud.server,
+                                            sandbox.db.dsn("postgres"))
+    target.pitr, target.jobs, target.source = wal, wal, WalSource(sandbox, wal)
+    fault = missing_segment(wal, sandbox.store)
+    target.faults = {**(target.faults or {}), fault.name: fault}
+    return target
 
 
 @contextmanager

@@ -54,3 +54,18 @@ Feature: Verification — the playbook's verification commands, run as checks
     Given a probe record is written to the audit bucket under its lock
     When someone tries to shorten the retention of the probe record
     Then the object store refuses to shorten it
+
+  @dora-12.2
+  Scenario: The newest archived WAL segment is younger than the archive timeout allows
+    When the WAL archive is listed for its newest segment
+    Then it is younger than the archive timeout plus the tolerance
+
+  @dora-12.2
+  Scenario: The WAL archive has no gap from the newest base backup to now
+    When the WAL archive is listed from its newest base backup
+    Then every change from that base backup to the newest archived one is there
+
+  @dora-12.2
+  Scenario: Failures to archive WAL are visible on the database server
+    When the database server is asked how its WAL archiving went
+    Then no archiving failure is left unresolved
