@@ -4,7 +4,7 @@ archive endpoint going down and coming back on the real sandbox (Barman's cloud 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -15,12 +15,13 @@ import yaml
 from akko_dr.canary import wait_for_write
 from akko_dr.checks.policy_analysis import check_class_rpo
 from akko_dr.checks.wal import check_archiver, check_wal_chain, check_wal_fresh, missing_between, next_segment
-from akko_dr.drills.point_in_time import choose_base_backup
-from akko_dr.errors import DrillError, PolicyError
+from akko_dr.drills.point_in_time import PointInTimeDrill, choose_base_backup
+from akko_dr.errors import DrillError, NotApplicable, PolicyError
 from akko_dr.measure import wait_for
 from akko_dr.policy import DEFAULT_POLICY, load_policy
 from akko_dr.ports import ArchiverStats, BaseBackup, WalSegment
-from akko_dr.targets import Target
+from akko_dr.targetfile import load_target_file
+from akko_dr.targets import Target, new_run_id
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 OUTAGE_DEADLINE = 120.0  # harness setting: the archiver retries a failed segment within seconds
@@ -212,3 +213,31 @@ def test_an_archive_endpoint_down_fails_the_check_and_loses_nothing_once_back(ta
     assert came_back >= written_during_outage, (
         f"a write made while the endpoint was down is lost: newest recovered {came_back} < "
         f"{written_during_outage}")
+
+
+# -- a live target ----------------------------------------------------------------------------------
+def test_a_target_file_names_its_wal_archive(tmp_path: Path) -> None:
+    path = tmp_path / "target.yaml"
+    path.write_text("wal_archive: {bucket: akko-backups, prefix: wal, server: akko-pg}\n")
+    assert load_target_file(path).wal_archive == ("akko-backups", "wal", "akko-pg")
+    path.write_text("wal_archive: {bucket: akko-backups}\n")
+    with pytest.raises(PolicyError, match="wal_archive: expected bucket, prefix and server"):
+        load_target_file(path)
+
+
+def test_without_the_opt_in_the_drill_plans_and_touches_nothing(target: Target) -> None:
+    """On a target without --allow-destructive the drill reads the archive, then stops at its first write."""
+    live = replace(target, kind="live", name="live plan-only", destructive_allowed=False, fresh_backup=False)
+    drill = PointInTimeDrill(live, "akko_data", new_run_id())
+    objects = len(target.store.list(target.policy.storage.backups_bucket, "wal/"))
+    before = drill.swap.content()
+    assert drill.location == target.port("wal_archive").location
+    with pytest.raises(NotApplicable, match="plan only, destructive step not allowed: drop table"):
+        drill.drop_table("transactions")
+    with pytest.raises(NotApplicable, match="plan only"):
+        drill.recover(datetime.now(UTC))
+    plan = drill.plan()
+    assert any("barman-cloud-restore" in step for step in plan) and any("RENAME" in step for step in plan)
+    assert drill.swap.content() == before
+    assert len(target.store.list(target.policy.storage.backups_bucket, "wal/")) >= objects
+    assert drill.recovery is None and not drill.discard()
