@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -15,11 +16,12 @@ import yaml
 from akko_dr.canary import wait_for_write
 from akko_dr.checks.policy_analysis import check_class_rpo
 from akko_dr.checks.wal import check_archiver, check_wal_chain, check_wal_fresh, missing_between, next_segment
-from akko_dr.drills.point_in_time import PointInTimeDrill, choose_base_backup
+from akko_dr.drills.point_in_time import PointInTimeDrill, choose_base_backup, stopped_early
 from akko_dr.errors import DrillError, NotApplicable, PolicyError
 from akko_dr.measure import wait_for
 from akko_dr.policy import DEFAULT_POLICY, load_policy
-from akko_dr.ports import ArchiverStats, BaseBackup, WalSegment
+from akko_dr.ports import ArchiverStats, BaseBackup, Recovery, WalSegment
+from akko_dr.sandbox.wal import start_wal_archiving
 from akko_dr.targetfile import load_target_file
 from akko_dr.targets import Target, new_run_id
 
@@ -241,3 +243,25 @@ def test_without_the_opt_in_the_drill_plans_and_touches_nothing(target: Target) 
     assert drill.swap.content() == before
     assert len(target.store.list(target.policy.storage.backups_bucket, "wal/")) >= objects
     assert drill.recovery is None and not drill.discard()
+
+
+def test_without_barman_the_sandbox_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AKKO_DR_TOOLS", str(tmp_path))
+    reason = start_wal_archiving(SimpleNamespace(policy=load_policy()))
+    assert reason == (f"Barman 3.19.1 cloud commands are not installed in {tmp_path} "
+                      "(run scripts/real-services.sh barman)")
+
+
+@pytest.mark.parametrize(("reached", "restored", "expected"), [
+    (NOW, ["000000010000000000000003"], "it could reach 2026-11-29T12:00:00.000+00:00, not the target"),
+    (None, ["000000010000000000000003"], "it could reach the end of base backup 20261129T110000"),
+    (None, [], "no consistent point (base backup 20261129T110000 needs 000000010000000000000003 onwards)"),
+])
+def test_a_recovery_stopped_early_names_the_segment_and_how_far_it_got(reached, restored, expected) -> None:
+    backup = _backup("000000010000000000000003", NOW)
+    recovery = Recovery(None, NOW + timedelta(minutes=1), backup, "second", reached=reached,
+                        missing_segment="000000010000000000000004", restored_segments=restored)
+    reason = stopped_early(recovery, "s3://akko-backups/wal/akko-pg")
+    assert reason.startswith("recovery stopped early: WAL segment 000000010000000000000004 is missing from "
+                             "the archive s3://akko-backups/wal/akko-pg;"), reason
+    assert expected in reason, reason

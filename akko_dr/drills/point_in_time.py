@@ -44,8 +44,13 @@ def choose_base_backup(backups: list[BaseBackup], target_time: datetime, locatio
 
 def stopped_early(recovery: Recovery, location: str) -> str:
     """Why a recovery that did not reach its target stopped, naming the segment and the time reached."""
-    got = (_when(recovery.reached) if recovery.reached
-           else f"the end of base backup {recovery.backup.id} ({_when(recovery.backup.end_time)})")
+    if recovery.reached:
+        got = _when(recovery.reached)
+    elif recovery.restored_segments:
+        got = f"the end of base backup {recovery.backup.id} ({_when(recovery.backup.end_time)})"
+    else:
+        backup = recovery.backup
+        got = f"no consistent point (base backup {backup.id} needs {backup.begin_wal} onwards)"
     reached = f"it could reach {got}, not the target {_when(recovery.target_time)}"
     if recovery.missing_segment:
         return (f"recovery stopped early: WAL segment {recovery.missing_segment} is missing from the archive "
@@ -247,4 +252,7 @@ class PointInTimeDrill:
                     "WAL replay time": f"{self.recovery.replay.total_seconds():.2f}s",
                     "WAL segments replayed": len(self.recovery.restored_segments),
                     "last transaction replayed": _when(self.recovery.reached)}
+        if self.swap.newest_surviving_write:
+            out |= {"last write before the incident": _when(self.swap.last_write_before_incident),
+                    "newest write restored": _when(self.swap.newest_surviving_write)}
         return out

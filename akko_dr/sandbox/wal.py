@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 
 from akko_dr.adapters.postgres import PostgresDatabase
+from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.backup import JobRun
 from akko_dr.errors import DrillError
 from akko_dr.measure import wait_for
@@ -288,8 +289,9 @@ def start_wal_archiving(sandbox: Sandbox) -> SandboxWal | str:
         return (f"Barman {BARMAN_VERSION} cloud commands are not installed in {tools_dir()} "
                 "(run scripts/real-services.sh barman)")
     credentials = sandbox.root / "wal-archive.credentials"
-    credentials.write_text("[default]\naws_access_key_id = sandbox\naws_secret_access_key = sandbox\n"
-                           "region = us-east-1\n")  # the sandbox endpoint's keys: not secrets
+    key, secret = _store_keys(sandbox.store)
+    credentials.write_text(f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+                           "region = us-east-1\n")  # readable by the server's user only (below)
     _as_server_user(credentials, sandbox.pg_server.system_user, 0o600)
     cloud = BarmanCloud(bin_dir, sandbox.store.endpoint, policy.storage.backups_bucket, job.archive.prefix,
                         job.archive.server, credentials)
@@ -312,6 +314,13 @@ def start_wal_archiving(sandbox: Sandbox) -> SandboxWal | str:
     if not run.succeeded:
         return f"the first base backup failed: {run.error}"
     return wal
+
+
+def _store_keys(store: S3ObjectStore) -> tuple[str, str]:
+    """The keys the sandbox's own store signs with (the emulator's, or a real server's), for the archiver:
+    boto3 has no public getter, so they are read from its signer."""
+    frozen = store.client._request_signer._credentials.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key
 
 
 def _restart(sandbox: Sandbox) -> None:
