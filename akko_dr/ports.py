@@ -390,7 +390,7 @@ class ArchiverStats:
     failed_count: int
     last_failed_wal: str | None
     last_failed_time: datetime | None
-    pending: int = 0  # segments waiting for archive_command (.ready files), where the target can see them
+    pending: int | None = 0  # segments waiting for archive_command (.ready); None: not readable (pg_monitor)
 
     @property
     def failing(self) -> bool:

@@ -15,7 +15,7 @@ Feature: Drill 1 — Restore a database to just before the incident
     And a base backup of the functional data database is in the WAL archive
 
   @class-critical-data
-  Scenario: A dropped table in the functional data is restored to just before the drop
+  Scenario: A table dropped from the functional data is restored as it was just before the drop
     Given the data API has written new data since that base backup
     When someone drops the "transactions" table of the functional data database
     And the incident is declared with its time

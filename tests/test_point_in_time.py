@@ -3,6 +3,7 @@ archive endpoint going down and coming back on the real sandbox (Barman's cloud 
 
 from __future__ import annotations
 
+import secrets
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from akko_dr.adapters.wal_archive import BarmanCloudArchive
 from akko_dr.canary import wait_for_write
 from akko_dr.checks.policy_analysis import check_class_rpo
 from akko_dr.checks.wal import check_archiver, check_wal_chain, check_wal_fresh, missing_between, next_segment
@@ -265,3 +267,21 @@ def test_a_recovery_stopped_early_names_the_segment_and_how_far_it_got(reached, 
     assert reason.startswith("recovery stopped early: WAL segment 000000010000000000000004 is missing from "
                              "the archive s3://akko-backups/wal/akko-pg;"), reason
     assert expected in reason, reason
+
+
+def test_a_reader_without_pg_monitor_still_sees_archiver_failures(target: Target) -> None:
+    """A read-only role (pg_read_all_data, no pg_monitor) reads pg_stat_archiver; the waiting count is
+    unknown, and said so, rather than an error."""
+    password = secrets.token_hex(8)
+    target.db.execute("postgres", "DROP ROLE IF EXISTS akko_dr_wal_reader")
+    target.db.execute("postgres", f"CREATE ROLE akko_dr_wal_reader LOGIN PASSWORD '{password}'")
+    try:
+        admin = target.port("wal_archive")
+        dsn = target.db.dsn("postgres").replace("postgres:@", f"akko_dr_wal_reader:{password}@", 1)
+        reader = BarmanCloudArchive(target.store, admin.bucket, "wal", admin.server, dsn)
+        stats = reader.archiver()
+        assert stats.pending is None and 0 < stats.archived_count <= admin.archiver().archived_count
+        job = target.policy.database("akko_data").wal_job
+        assert check_archiver(job, reader).status == "passed"
+    finally:
+        target.db.execute("postgres", "DROP ROLE IF EXISTS akko_dr_wal_reader")

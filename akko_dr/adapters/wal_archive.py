@@ -16,8 +16,8 @@ from akko_dr.ports import ArchiverStats, BaseBackup, ObjectStore, WalSegment
 
 _COMPRESSED = (".gz", ".bz2", ".xz", ".snappy", ".zst", ".lz4")
 _STATS = ("SELECT archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, "
-          "last_failed_time, (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') "
-          "FROM pg_stat_archiver")
+          "last_failed_time FROM pg_stat_archiver")
+_PENDING = "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"  # needs pg_monitor
 
 
 def _time(text: str) -> datetime:
@@ -69,7 +69,16 @@ class BarmanCloudArchive:
         try:
             with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                 row = conn.execute(_STATS).fetchone()
+                return ArchiverStats(*row, pending=_pending(conn))
         except psycopg.OperationalError as err:
             raise TargetUnavailable(f"PostgreSQL unreachable for pg_stat_archiver: "
                                     f"{str(err).strip().splitlines()[0]}") from None
-        return ArchiverStats(*row)
+
+
+def _pending(conn: psycopg.Connection) -> int | None:
+    """Segments waiting for archive_command; None when the role may not list them (no pg_monitor)."""
+    try:
+        with conn.transaction():
+            return conn.execute(_PENDING).fetchone()[0]
+    except psycopg.errors.InsufficientPrivilege:
+        return None

@@ -85,9 +85,11 @@ def check_archiver(job: BackupJob, archive: WalArchive) -> CheckResult:
     figures = {"archived": stats.archived_count, "failed": stats.failed_count,
                "last archived": stats.last_archived_wal, "last failed": stats.last_failed_wal,
                "waiting": stats.pending}
+    waiting = ("segments waiting: not readable without pg_monitor" if stats.pending is None
+               else f"{stats.pending} segment(s) waiting to be archived")
     problems = [f"archive_command failing: {stats.failed_count} failure(s), last on {stats.last_failed_wal} "
-                f"at {stats.last_failed_time:%Y-%m-%d %H:%M:%S} UTC, no success since; {stats.pending} "
-                "segment(s) waiting to be archived"] if stats.failing else []
+                f"at {stats.last_failed_time:%Y-%m-%d %H:%M:%S} UTC, no success since; {waiting}"
+                ] if stats.failing else []
     verdict = (f"{stats.archived_count} segments archived, last {stats.last_archived_wal}; "
                f"{stats.failed_count} failure(s), none since the last success")
     return result(cid, title, problems, verdict, REFS, **figures)
