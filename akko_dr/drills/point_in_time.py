@@ -155,21 +155,6 @@ class PointInTimeDrill:
         self.swap.verify_scratch()
         self.swap.swap_in()
 
-    def run(self) -> None:
-        """The recovery steps in order (after the incident); aborts safely on any failure."""
-        try:
-            self.declare_incident()
-            self.swap.stop_consumer()
-            self.archive_incident_wal()
-            self.recover()
-            self.verify_recovered()
-            self.bring_back()
-            self.swap.restart_consumer()
-            self.swap.validate_service()
-        except Exception:
-            self.abort()
-            raise
-
     def abort(self) -> list[str]:
         """Undo what a failed run left: the recovery server, the scratch database, a stopped service."""
         done = self.discard()
