@@ -17,7 +17,7 @@ from croniter import croniter
 from akko_dr.errors import PolicyError
 
 DEFAULT_POLICY = "akko-2026.04.yaml"
-JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
+JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero", "wal-archive")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
@@ -63,6 +63,15 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class WalArchiveSpec:
+    """A wal-archive job's archive: Barman's cloud layout ``s3://<backups bucket>/<prefix>/<server>/``."""
+
+    timeout: timedelta  # archive_timeout: the longest a committed write waits before its WAL is archived
+    prefix: str
+    server: str
+
+
+@dataclass(frozen=True)
 class BackupJob:
     """A row of the Backup schedule table."""
 
@@ -70,7 +79,8 @@ class BackupJob:
     description: str
     schedule: str  # a cron expression, or "continuous"
     retention: Retention
-    kind: str  # pg-dump | mirror | realm-export | velero
+    kind: str  # pg-dump | mirror | realm-export | velero | wal-archive
+    archive: WalArchiveSpec | None = None  # wal-archive jobs: where the WAL goes and how often at worst
 
     @property
     def continuous(self) -> bool:
@@ -84,6 +94,11 @@ class BackupJob:
         runs = [it.get_next(float) for _ in range(400)]
         return timedelta(seconds=max(b - a for a, b in pairwise(runs)))
 
+    def rpo_window(self) -> timedelta:
+        """The most data this job lets a loss take: the archive timeout of a WAL archive (its schedule
+        only takes base backups), else the longest gap between two runs."""
+        return self.archive.timeout if self.archive else self.interval()
+
 
 @dataclass(frozen=True)
 class Database:
@@ -91,6 +106,7 @@ class Database:
     klass: TargetClass
     job: BackupJob
     consumer: str
+    wal_job: BackupJob | None = None  # the WAL archive that allows point-in-time recovery, if any
 
 
 @dataclass(frozen=True)
@@ -203,8 +219,20 @@ def _jobs(raw: dict[str, Any]) -> dict[str, BackupJob]:
                 cold=parse_duration(cold, w + "retention.cold") if cold is not None else None,
                 worm=bool(ret.get("worm", False)),
             ),
+            archive=_archive(row, kind, w),
         )
     return out
+
+
+def _archive(row: dict[str, Any], kind: str, where: str) -> WalArchiveSpec | None:
+    """The ``archive`` block a wal-archive job must have (and no other kind may)."""
+    if kind != "wal-archive":
+        if "archive" in row:
+            raise PolicyError(f"{where}archive: only jobs of kind wal-archive archive WAL")
+        return None
+    raw, w = _need(row, "archive", dict, where), f"{where}archive."
+    return WalArchiveSpec(timeout=parse_duration(_need(raw, "timeout", str, w), w + "timeout"),
+                          prefix=_need(raw, "prefix", str, w), server=_need(raw, "server", str, w))
 
 
 def _time_zone(name: object, key: str) -> str:
@@ -222,6 +250,15 @@ def _ref(table: dict[str, Any], key: Any, where: str) -> Any:
     return table[key]
 
 
+def _wal_job(jobs: dict[str, BackupJob], name: object, where: str) -> BackupJob | None:
+    if name is None:
+        return None
+    job = _ref(jobs, name, where)
+    if job.kind != "wal-archive":
+        raise PolicyError(f"{where}: {name!r} is a {job.kind} job, expected a wal-archive job")
+    return job
+
+
 def _policy(raw: Any, source: str) -> Policy:
     if not isinstance(raw, dict):
         raise PolicyError(f"{source}: expected a mapping at the top level")
@@ -234,6 +271,7 @@ def _policy(raw: Any, source: str) -> Policy:
             klass=_ref(classes, _need(row, "class", str, w), w + "class"),
             job=_ref(jobs, _need(row, "job", str, w), w + "job"),
             consumer=_need(row, "consumer", str, w),
+            wal_job=_wal_job(jobs, row.get("wal"), w + "wal"),
         )
     scope = []
     for i, row in enumerate(_need(raw, "scope", list, "")):

@@ -429,3 +429,88 @@ class Warehouse(Protocol):
         (refused if another commit came first); the new snapshot."""
 
     def retention(self, table: str) -> SnapshotRetention: ...
+# -- point-in-time recovery (WAL archive) ---------------------------------------------------------
+@dataclass(frozen=True)
+class WalSegment:
+    """One archived WAL segment (or history/backup-label file), as the archive lists it."""
+
+    name: str  # 24 hex digits for a segment: timeline, log, segment
+    last_modified: datetime
+    size: int
+
+    @property
+    def is_segment(self) -> bool:
+        return len(self.name) == 24 and all(c in "0123456789ABCDEF" for c in self.name)
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    """A base backup in the archive, with the WAL it needs to become consistent."""
+
+    id: str
+    begin_wal: str
+    end_wal: str
+    begin_time: datetime
+    end_time: datetime
+    status: str = "DONE"
+    location: str = ""
+
+    def provenance(self) -> dict[str, object]:
+        return {"base backup": self.id, "uri": self.location, "begin_wal": self.begin_wal,
+                "end_wal": self.end_wal, "taken_at": self.begin_time.isoformat(),
+                "ended_at": self.end_time.isoformat()}
+
+
+@dataclass(frozen=True)
+class ArchiverStats:
+    """``pg_stat_archiver`` of the archiving server: what archive_command achieved and where it failed."""
+
+    archived_count: int
+    last_archived_wal: str | None
+    last_archived_time: datetime | None
+    failed_count: int
+    last_failed_wal: str | None
+    last_failed_time: datetime | None
+    pending: int | None = 0  # segments waiting for archive_command (.ready); None: not readable (pg_monitor)
+
+    @property
+    def failing(self) -> bool:
+        """The last attempt failed: no success since the newest failure."""
+        return self.last_failed_time is not None and (
+            self.last_archived_time is None or self.last_failed_time > self.last_archived_time)
+
+
+@dataclass
+class Recovery:
+    """A point-in-time recovery on a server of its own: what it reached and how long replay took."""
+
+    database: Database
+    target_time: datetime
+    backup: BaseBackup
+    server: str  # where it ran, for the evidence
+    replay: timedelta = timedelta(0)
+    promoted: bool = False
+    reached: datetime | None = None  # the last transaction replayed
+    missing_segment: str | None = None  # the segment the archive could not supply, when it stopped early
+    restored_segments: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+
+class WalArchive(Protocol):
+    """A WAL archive in Barman's cloud layout, and the archiver of the server writing it (read-only)."""
+
+    location: str  # s3://bucket/prefix/server, for the evidence
+
+    def base_backups(self) -> list[BaseBackup]: ...
+    def segments(self) -> list[WalSegment]: ...
+    def archiver(self) -> ArchiverStats: ...
+
+
+class PointInTimeRecovery(Protocol):
+    """Replays a base backup and archived WAL up to a target time on a second server."""
+
+    def switch_wal(self, deadline: float) -> str:
+        """Close the current WAL segment on the source and wait until it is archived; its name."""
+
+    def recover(self, backup: BaseBackup, target_time: datetime, name: str) -> Recovery: ...
+    def discard(self, recovery: Recovery) -> None: ...

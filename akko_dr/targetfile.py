@@ -15,6 +15,8 @@ credentials come from. Credentials themselves never go in the file, nor in repor
     segregated_postgres: {host: akko-restore.dr.svc, password: {secret: dr/akko-restore#password}}
                              # a second server for segregated restores (DORA Art. 12(3)); or {embedded: true}
                              # for the nightly test's own throwaway server
+    wal_archive: {bucket: akko-backups, prefix: wal, server: akko-pg}   # Barman's cloud layout, as
+                             # the archiver writes it (read-only: base backups, WAL, pg_stat_archiver)
     production: false
     scratch_platform:        # Drill 2 only: a rehearsal platform of the drill's own, never the source
       kube: {context: dr-rehearsal, namespace: akko}
@@ -105,6 +107,7 @@ class TargetFile:
     scratch: TargetFile | None = None  # scratch_platform: Drill 2's rehearsal platform of its own
     rebuild: TargetFile | None = None  # (in scratch_platform) rebuild_postgres: the new, empty server
     iceberg: IcebergLocation | None = None  # iceberg: the REST catalog (Polaris) and the warehouse bucket
+    wal_archive: tuple[str, str, str] | None = None  # bucket, prefix, server name (Barman's cloud layout)
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this target's namespace, bucket names and probe deadline instead."""
@@ -173,7 +176,8 @@ def _parse(raw: dict[str, Any], path: Path, where: str, default_namespace: str) 
         pg_password=_credential(pg, "password", f"{where}: postgres"),
         realm_exports=_exports(section(raw, "keycloak", where), where),
         production=bool(raw.get("production", False)),
-        probe_deadline=_deadline(section(raw, "probes", where), where))
+        probe_deadline=_deadline(section(raw, "probes", where), where),
+        wal_archive=_wal_archive(section(raw, "wal_archive", where), where))
     tf = replace(tf, iceberg=_iceberg(section(raw, "iceberg", where), where))
     return _with_segregated(tf, section(raw, SEGREGATED, where), where)
 
@@ -257,6 +261,14 @@ def _exports(keycloak: dict[str, Any], where: str) -> ExportLocation | None:
     return ExportLocation(exports["bucket"], exports["prefix"], exports["realm"])
 
 
+def _wal_archive(archive: dict[str, Any], where: str) -> tuple[str, str, str] | None:
+    if not archive:
+        return None
+    if not all(isinstance(archive.get(k), str) for k in ("bucket", "prefix", "server")):
+        raise PolicyError(f"{where}: wal_archive: expected bucket, prefix and server (Barman's server name)")
+    return archive["bucket"], archive["prefix"], archive["server"]
+
+
 SecretReader = Callable[[str, str, str], str]
 
 
@@ -307,6 +319,9 @@ LIVE_GAPS = {
     "segregated_db": "the target file names no second PostgreSQL server for segregated restores "
                      "(segregated_postgres)",
     "warehouse": "the target file names no Iceberg catalog (iceberg.catalog)",
+    "wal_archive": "the target file names no WAL archive (wal_archive: bucket, prefix, server)",
+    "pitr": "no point-in-time recovery adapter is wired for a live target yet (Barman's restore on the "
+            "segregated server)",
 }
 
 
@@ -339,6 +354,7 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
     from akko_dr.adapters.postgres import CanaryTable, PostgresDatabase
     from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
     from akko_dr.adapters.velero import VeleroCrds
+    from akko_dr.adapters.wal_archive import BarmanCloudArchive
 
     cluster = KubeCluster(api or kube_client(tf), tf.namespace, tf.velero_namespace, tf.realm_exports)
     kube = KubeApi(cluster.api, writes_allowed=allow_destructive)
@@ -357,6 +373,8 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
         password = resolve(tf.segregated.pg_password, cluster.secret)
         segregated = PostgresDatabase(postgres_dsn(tf.segregated, password))
         components["segregated restores"] = repr(segregated)
+    wal_archive = (BarmanCloudArchive(store, *tf.wal_archive, db.dsn(tf.pg_database))
+                   if tf.wal_archive else None)
     policy = tf.apply(policy)
     wait = {k: d.total_seconds() for k, d in policy.deadlines.items()}  # from the policy's cadence
     gaps = dict(LIVE_GAPS)
@@ -370,7 +388,7 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                   jobs=KubeJobRunner(kube, tf.namespace, deadline=wait["job"]),
                   eradicator=LabelledEradicator(kube, tf.namespace),
                   velero=VeleroCrds(kube, tf.velero_namespace, deadline=wait["restore"]),
-                  segregated_db=segregated,
+                  segregated_db=segregated, wal_archive=wal_archive,
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
                   source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
                   gaps=gaps, components=components, destructive_allowed=allow_destructive,

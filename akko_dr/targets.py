@@ -31,8 +31,10 @@ from akko_dr.ports import (
     Orchestrator,
     Platform,
     PlatformSource,
+    PointInTimeRecovery,
     VeleroRestorer,
     VersionedObjectStore,
+    WalArchive,
     Warehouse,
 )
 
@@ -73,6 +75,8 @@ class Target:
     fresh_backup: bool = False  # live: a drill takes its own backup first (--fresh-backup)
     production: bool = False
     warehouse: Warehouse | None = None  # the Iceberg tables through their catalog (issue 15)
+    wal_archive: WalArchive | None = None  # the WAL archive (Barman cloud layout) and its archiver
+    pitr: PointInTimeRecovery | None = None  # point-in-time recovery on a second server
 
     def __post_init__(self) -> None:
         self.name = self.name or self.kind

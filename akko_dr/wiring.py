@@ -14,6 +14,7 @@ from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
 from akko_dr.adapters.s3_sites import SitedBucketInspector, SitedObjectStore
 from akko_dr.adapters.victorialogs import LogsLayerAuditTrail
+from akko_dr.adapters.wal_archive import BarmanCloudArchive
 from akko_dr.docker_target import PING_TIMEOUT, ContainerMinio, ContainerServers, DockerImages, remove_orphans
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
@@ -23,6 +24,7 @@ from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
 from akko_dr.sandbox.platform import SANDBOX_KEY, RealServers
 from akko_dr.sandbox.processes import binary
+from akko_dr.sandbox.wal import WalSource, missing_segment, start_wal_archiving
 from akko_dr.sandbox.warehouse import catalog_fault
 from akko_dr.targets import Target
 
@@ -131,9 +133,25 @@ def open_sandbox(policy: Policy, scratch: bool = False,
     try:
         with start_sandbox(policy, root=workdir / "sandbox", servers=servers or real_servers(),
                            **options) as sandbox:
-            yield sandbox, sandbox_target(sandbox, workdir)
+            target = sandbox_target(sandbox, workdir)
+            yield sandbox, target if scratch else with_wal_archive(sandbox, target)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def with_wal_archive(sandbox: Sandbox, target: Target) -> Target:
+    """The sandbox's WAL archive (Barman cloud commands), or the reason it has none as a gap."""
+    wal = start_wal_archiving(sandbox)
+    if isinstance(wal, str):
+        target.gaps.update(wal_archive=wal, pitr=wal)
+        return target
+    cloud = wal.cloud
+    target.wal_archive = BarmanCloudArchive(sandbox.store, cloud.bucket, cloud.prefix, cloud.server,
+                                            sandbox.db.dsn("postgres"))
+    target.pitr, target.jobs, target.source = wal, wal, WalSource(sandbox, wal)
+    fault = missing_segment(wal, sandbox.store)
+    target.faults = {**(target.faults or {}), fault.name: fault}
+    return target
 
 
 @contextmanager

@@ -69,3 +69,17 @@ Feature: Verification — the playbook's verification commands, run as checks
   Scenario: Iceberg snapshot retention keeps at least the window the RPO needs
     When the snapshot retention of every Iceberg table is read
     Then it keeps snapshots for at least the RPO of its class and what the policy declares
+  @dora-12.2
+  Scenario: The newest archived WAL segment is younger than the archive timeout allows
+    When the WAL archive is listed for its newest segment
+    Then it is younger than the archive timeout plus the tolerance
+
+  @dora-12.2
+  Scenario: The WAL archive has no gap from the newest base backup to now
+    When the WAL archive is listed from its newest base backup
+    Then every change from that base backup to the newest archived one is there
+
+  @dora-12.2
+  Scenario: Failures to archive WAL are visible on the database server
+    When the database server is asked how its WAL archiving went
+    Then no archiving failure is left unresolved

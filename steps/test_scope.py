@@ -31,7 +31,7 @@ def scope_context(target: Target, evidence: ScenarioRecord, pytestconfig: pytest
     run_mirror = (lambda: jobs.run_job(mirror.name)) if on_demand else None
     say = progress_to_console(evidence, pytestconfig)
     return ScopeContext(target.policy, source, target.store, utcnow(), run_mirror,
-                        probes_allowed=target.probes_allowed, progress=say)
+                        probes_allowed=target.probes_allowed, progress=say, wal_archive=target.wal_archive)
 
 
 @given("the drill target is ready to be checked")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
@@ -22,6 +22,7 @@ from akko_dr.checks.verification import (
     remove_probe,
     write_probe,
 )
+from akko_dr.checks.wal import check_archiver, check_wal_chain, check_wal_fresh, no_wal_job, wal_jobs
 from akko_dr.checks.warehouse import (
     WarehouseContext,
     check_files_present,
@@ -30,6 +31,8 @@ from akko_dr.checks.warehouse import (
 )
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.measure import utcnow
+from akko_dr.policy import BackupJob
+from akko_dr.ports import WalArchive
 from akko_dr.targets import Target
 
 scenarios("verification.feature")
@@ -141,3 +144,35 @@ def _(warehouse_context: WarehouseContext) -> CheckResult:
 @when("the snapshot retention of every Iceberg table is read", target_fixture="check")
 def _(warehouse_context: WarehouseContext) -> CheckResult:
     return check_retention(warehouse_context)
+def _wal_check(target: Target, check: Callable[[BackupJob, WalArchive], CheckResult],
+               what: str) -> CheckResult:
+    """The check on each wal-archive job of the policy; not applicable when the policy has none."""
+    jobs = wal_jobs(target.policy)
+    if not jobs:
+        return no_wal_job(target.policy, what)
+    archive = target.port("wal_archive")
+    results = [check(job, archive) for job in jobs]
+    return next((r for r in results if not r.ok), results[0])
+
+
+@when("the WAL archive is listed for its newest segment", target_fixture="check")
+def _(target: Target) -> CheckResult:
+    return _wal_check(target, lambda job, archive: check_wal_fresh(target.policy, job, archive, utcnow()),
+                      "wal-fresh")
+
+
+@when("the WAL archive is listed from its newest base backup", target_fixture="check")
+def _(target: Target) -> CheckResult:
+    return _wal_check(target, check_wal_chain, "wal-chain")
+
+
+@when("the database server is asked how its WAL archiving went", target_fixture="check")
+def _(target: Target) -> CheckResult:
+    return _wal_check(target, check_archiver, "wal-archiver")
+
+
+@then("it is younger than the archive timeout plus the tolerance")
+@then("every change from that base backup to the newest archived one is there")
+@then("no archiving failure is left unresolved")
+def _(check: CheckResult, evidence: ScenarioRecord, target: Target) -> None:
+    conclude(check, evidence, target.name)

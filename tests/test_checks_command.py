@@ -16,9 +16,9 @@ def _check(tmp_path: Path, selection: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_failed_check_exits_non_zero_with_its_reason(tmp_path: Path) -> None:
-    run = _check(tmp_path, "critical_data")
+    run = _check(tmp_path, "control_plane")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "FAIL    Critical data is backed up at least as often as its RPO — RPO " in run.stdout, run.stdout
+    assert "FAIL    Control plane is backed up at least as often as its RPO — RPO " in run.stdout, run.stdout
     assert "akko-dr check: 1 failed" in run.stdout, run.stdout
 
 

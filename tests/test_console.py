@@ -22,11 +22,11 @@ def _no_internals(run: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_a_failing_drill_prints_one_line_and_where_the_report_is(tmp_path: Path) -> None:
-    run = _cli(tmp_path, "drill", "-k", "critical_data_is_backed_up")  # a finding of the playbook itself
+    run = _cli(tmp_path, "drill", "-k", "control_plane_is_backed_up")  # a finding of the playbook itself
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     _no_internals(run)
     [line] = [ln for ln in run.stdout.splitlines() if ln.startswith("[  1/1]")]
-    assert "FAIL" in line and "Critical data is backed up at least as often as its RPO" in line
+    assert "FAIL" in line and "Control plane is backed up at least as often as its RPO" in line
     assert " — " in line, "the line carries the one-line reason"
     assert "akko-dr drill: 1 failed in " in run.stdout
     assert "Report:   " in run.stdout and "audit-report.html" in run.stdout
@@ -34,13 +34,13 @@ def test_a_failing_drill_prints_one_line_and_where_the_report_is(tmp_path: Path)
 
 
 def test_a_failing_check_prints_no_internals(tmp_path: Path) -> None:
-    run = _cli(tmp_path, "check", "-k", "critical_data")
+    run = _cli(tmp_path, "check", "-k", "control_plane")
     assert run.returncode == 1, run.stdout + run.stderr
     _no_internals(run)
-    assert "[  1/1] FAIL    Critical data is backed up at least as often as its RPO — RPO 1h" in run.stdout
+    assert "[  1/1] FAIL    Control plane is backed up at least as often as its RPO — RPO 4h" in run.stdout
 
 
 def test_verbose_gives_pytests_own_output(tmp_path: Path) -> None:
-    run = _cli(tmp_path, "check", "-k", "critical_data", "-v")
+    run = _cli(tmp_path, "check", "-k", "control_plane", "-v")
     assert run.returncode == 1
     assert "steps/test_policy_analysis.py::" in run.stdout and "FAILED" in run.stdout

@@ -25,7 +25,7 @@ def test_the_project_waivers_are_keyed_by_id_and_justified() -> None:
     findings = load_known_findings(ROOT / "tests" / "known_findings.yaml", "sandbox", date(2026, 11, 29))
     assert findings and all(f.justification and f.expires for f in findings)
     assert all(" " not in f.id and ":" not in f.id for f in findings), [f.id for f in findings]
-    assert match_finding(findings, ["policy.rpo.critical-data"]).reason.startswith("RPO 1h")
+    assert match_finding(findings, ["policy.rpo.control-plane"]).reason.startswith("RPO 4h")
     assert match_finding(findings, ["Critical data is backed up at least as often as its RPO"]) is None
 
 

@@ -22,7 +22,7 @@ def test_the_playbook_tables_load() -> None:
         "Observability": (timedelta(hours=12), timedelta(hours=24)),
         "Full cluster rebuild": (timedelta(hours=24), timedelta(hours=4)),
     }
-    assert len(policy.jobs) == 5
+    assert len(policy.jobs) == 6
     assert policy.jobs["akko-pg-data-backup"].retention.cold == timedelta(days=180)
     assert len(policy.scope) == 10
 

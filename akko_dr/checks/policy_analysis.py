@@ -13,16 +13,19 @@ REFS_RETENTION = ("playbook: Backup schedule", "playbook: Quarterly drill checkl
 REFS_SCOPE = ("playbook: Scope", "playbook: Backup schedule", "DORA Art. 12(1)")
 
 # What each kind of job produces, and what closes the gap when it runs too rarely for an RPO.
-_NOUN = {"pg-dump": "dumps", "velero": "Velero backups", "realm-export": "realm exports", "mirror": "mirrors"}
+_NOUN = {"pg-dump": "dumps", "velero": "Velero backups", "realm-export": "realm exports", "mirror": "mirrors",
+         "wal-archive": "WAL archived"}
 _REMEDY = {"pg-dump": "WAL archiving is required",
            "velero": "a more frequent Velero schedule is required",
            "realm-export": "a more frequent realm export is required",
-           "mirror": "continuous replication is required"}
+           "mirror": "continuous replication is required",
+           "wal-archive": "a shorter archive timeout is required"}
 
 
 def _best(jobs: tuple[BackupJob, ...]) -> BackupJob | None:
-    """The job that protects most often (a continuous one beats any schedule)."""
-    return min(jobs, key=lambda j: j.interval(), default=None)
+    """The job that protects most often (a continuous one beats any schedule; a WAL archive counts by its
+    archive timeout, not by its base backups' schedule)."""
+    return min(jobs, key=lambda j: j.rpo_window(), default=None)
 
 
 def rpo_gaps(policy: Policy, klass: TargetClass) -> dict[BackupJob, list[str]]:
@@ -30,25 +33,31 @@ def rpo_gaps(policy: Policy, klass: TargetClass) -> dict[BackupJob, list[str]]:
     gaps: dict[BackupJob, list[str]] = defaultdict(list)
     for row in policy.scope:
         best = _best(row.jobs)
-        if row.klass == klass and best is not None and best.interval() > klass.rpo:
+        if row.klass == klass and best is not None and best.rpo_window() > klass.rpo:
             gaps[best].append(row.component)
     for name, db in policy.databases.items():
-        if db.klass == klass and db.job.interval() > klass.rpo:
-            gaps[db.job].append(f"database {name}")
+        best = _best((db.job, db.wal_job) if db.wal_job else (db.job,))
+        if db.klass == klass and best.rpo_window() > klass.rpo:
+            gaps[best].append(f"database {name}")
     return gaps
 
 
 def check_class_rpo(policy: Policy, klass: TargetClass) -> CheckResult:
     """No job protecting the class runs less often than the class RPO."""
     rpo = format_duration(klass.rpo)
-    problems = [f"RPO {rpo} cannot be met by {_NOUN[job.kind]} every {format_duration(job.interval())} "
+    problems = [f"RPO {rpo} cannot be met by {_NOUN[job.kind]} every {format_duration(job.rpo_window())} "
                 f"({job.name}: {', '.join(names)}); {_REMEDY[job.kind]}"
                 for job, names in rpo_gaps(policy, klass).items()]
-    intervals = {j.name: "continuous" if j.continuous else format_duration(j.interval())
-                 for row in policy.scope if row.klass == klass for j in row.jobs}
+    intervals = {j.name: _window(j) for row in policy.scope if row.klass == klass for j in row.jobs}
     verdict = f"every {klass.title} component is backed up at least every {rpo} (its RPO)"
     return result(f"policy.rpo.{klass.key}", f"{klass.title}: backup intervals meet the RPO", problems,
                   verdict, REFS_RPO, **{"class": klass.title, "rpo": rpo, "job intervals": intervals})
+
+
+def _window(job: BackupJob) -> str:
+    if job.archive:
+        return f"WAL archived within {format_duration(job.archive.timeout)} (archive timeout)"
+    return "continuous" if job.continuous else format_duration(job.interval())
 
 
 def check_retention_covers_drills(policy: Policy) -> CheckResult:

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
 from akko_dr.checks.schedule import job_window
 from akko_dr.checks.verification import PLAN_KEY, PROBE_PREFIX, check_velero, judge_dump, latest_dumps
+from akko_dr.checks.wal import check_wal_fresh
 from akko_dr.errors import DrillError
 from akko_dr.measure import utcnow
 from akko_dr.policy import BackupJob, Policy, ScopeItem, format_duration
-from akko_dr.ports import ObjectStore, PlatformSource
+from akko_dr.ports import ObjectStore, PlatformSource, WalArchive
 
 REFS = ("playbook: Scope", "DORA Art. 12(1)")
 READ_ONLY_REPLICATION = "read-only: the replica's newest object against the hot buckets' newest"
@@ -36,6 +37,7 @@ class ScopeContext:
     notes: list[str] = field(default_factory=list)
     probes_allowed: bool = False  # may write a replication canary (live: --allow-probes)
     progress: Callable[[str], None] = lambda line: None  # where a waiting probe says how it is going
+    wal_archive: WalArchive | None = None  # the WAL archive, where the target names one
 
     @property
     def tolerance(self) -> timedelta:
@@ -199,8 +201,18 @@ def _realm_of(body: bytes) -> str:
     return realm if isinstance(realm, str) else "no realm field"
 
 
+def _wal(ctx: ScopeContext, job: BackupJob) -> CheckResult:
+    """A WAL archive's artefact: its newest archived segment, fresh within the archive timeout."""
+    cid = f"scope.artefact.{job.name}"
+    if ctx.wal_archive is None:
+        return not_applicable(cid, f"{job.name} artefact", "the target names no WAL archive", REFS)
+    found = check_wal_fresh(ctx.policy, job, ctx.wal_archive, ctx.now)
+    return CheckResult(cid, f"{job.name} artefact", found.status, found.reason, found.measured, REFS)
+
+
 ARTEFACT_CHECKS: dict[str, Callable[[ScopeContext, BackupJob], CheckResult]] = {
-    "pg-dump": _dumps, "mirror": _mirror, "velero": _velero, "realm-export": _realm_export}
+    "pg-dump": _dumps, "mirror": _mirror, "velero": _velero, "realm-export": _realm_export,
+    "wal-archive": _wal}
 
 
 def check_artefact(ctx: ScopeContext, job: BackupJob) -> CheckResult:

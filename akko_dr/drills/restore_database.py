@@ -90,6 +90,10 @@ class RestoreDatabaseDrill:
         """The checked, decompressed dump once pulled (Drill 2 replays it again to time the replay)."""
         return self._sql
 
+    def use_restored(self, sql: Path, source: BackupObject) -> None:
+        """Take a plain-SQL copy restored by other means (a point-in-time recovery) as the backup to load."""
+        self.backup, self._sql = source, sql
+
     def _note(self, line: str) -> None:
         self.log.append(f"{utcnow().isoformat(timespec='milliseconds')} {line}")
 

@@ -58,6 +58,7 @@ class Sandbox:
     warehouse: object = None  # the Iceberg warehouse port (akko_dr.sandbox.warehouse), when started
     s3_users: MinioUsers | None = None  # real MinIO: the identities' own access keys and policies
     replica: S3ObjectStore | None = None  # real MinIO: the off-site replica server, reached directly
+    replica_keys: tuple[str, str] | None = None  # real MinIO: the replica server's root keys
     logs: VictoriaLogsServer | None = None  # the logs layer, where its binary is provisioned
     replication_suspended: bool = False
 
@@ -156,7 +157,10 @@ def _start_iceberg(sandbox: Sandbox) -> None:
     st = sandbox.policy.storage
     config = WarehouseConfig(sandbox.db.dsn(CATALOG_DATABASE), st.hot_buckets[0], sandbox.store.endpoint,
                              *sandbox.s3_keys())
-    sandbox.warehouse, tables = start_warehouse(config, st.replica_bucket, sandbox.supervisor, sandbox.db)
+    site = (sandbox.replica.endpoint, *sandbox.replica_keys) if sandbox.replica and sandbox.replica_keys \
+        else None  # real MinIO: the replica bucket is on the off-site server
+    sandbox.warehouse, tables = start_warehouse(config, st.replica_bucket, sandbox.supervisor, sandbox.db,
+                                                site)
     sandbox.seeded_tables[CATALOG_DATABASE] = set(sandbox.db.fingerprint(CATALOG_DATABASE))
     sandbox.components["iceberg"] = f"{len(tables)} Iceberg tables ({', '.join(tables)}); {STAND_IN}"
 
@@ -208,6 +212,7 @@ class ObjectStorage:
     stoppers: list
     users: MinioUsers | None = None  # the identities' own access keys (real MinIO only)
     replica: S3ObjectStore | None = None  # the off-site replica server (real MinIO only)
+    replica_keys: tuple[str, str] | None = None  # its root user's keys (for the sandbox's own jobs)
 
 
 def _start_s3(policy: Policy, endpoint: str | None, root: Path | None = None,
@@ -245,7 +250,7 @@ def _start_minio(policy: Policy, root: Path, minio: Path) -> ObjectStorage:
                                  f"{st.audit_lock_mode} {st.audit_lock_retention.days} d",
                  "object-store replica": f"a second {off_site.describe()} holding s3://{st.replica_bucket}, "
                                          f"kept by the {_mirror_jobs(policy)} job (mc mirror semantics)"}
-    return ObjectStorage(store, described, stoppers, users, replica)
+    return ObjectStorage(store, described, stoppers, users, replica, off_site.root_keys())
 
 
 def _mirror_jobs(policy: Policy) -> str:
@@ -362,7 +367,8 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
         identities = PostgresLoginRoles(db, policy, Path(pg_server.pgdata) / "log")
         sandbox = Sandbox(policy, root, db, storage.store, supervisor, components, pg_server, seeded,
                           consumers=tuple(consumers), identities=identities, stoppers=stoppers,
-                          s3_users=storage.users, replica=storage.replica, logs=logs)
+                          s3_users=storage.users, replica=storage.replica, logs=logs,
+                          replica_keys=storage.replica_keys)
         sandbox.identities.provision_all()
         if storage.users is not None and (identity := _compromised_identity(policy)):
             storage.users.provision(identity)

@@ -152,13 +152,19 @@ def write(config: WarehouseConfig, interval: float) -> None:
         _pause(interval)
 
 
-def replicate(config: WarehouseConfig, replica: str, interval: float) -> None:
-    """The replication job run continuously (as the policy schedules it): warehouse -> replica."""
+def replicate(config: WarehouseConfig, replica: str, interval: float,
+              site: tuple[str, str, str] | None = None) -> None:
+    """The replication job run continuously (as the policy schedules it): warehouse -> replica; ``site``:
+    the endpoint and keys of the server holding the replica bucket, when not the warehouse's own."""
     from akko_dr.adapters.s3 import S3ObjectStore
+    from akko_dr.adapters.s3_sites import SitedObjectStore
     from akko_dr.replication import mirror
 
     signal.signal(signal.SIGTERM, _on_term)
     store = S3ObjectStore(config.endpoint, access_key=config.access_key, secret_key=config.secret_key)
+    if site is not None:
+        endpoint, key, secret = site
+        store = SitedObjectStore(store, {replica: S3ObjectStore(endpoint, access_key=key, secret_key=secret)})
     while not _stop:
         try:
             mirror(store, config.bucket, replica)
@@ -167,8 +173,8 @@ def replicate(config: WarehouseConfig, replica: str, interval: float) -> None:
         _pause(interval)
 
 
-def start_warehouse(config: WarehouseConfig, replica: str, supervisor,
-                    db) -> tuple[IcebergWarehouse, list[str]]:
+def start_warehouse(config: WarehouseConfig, replica: str, supervisor, db,
+                    site: tuple[str, str, str] | None = None) -> tuple[IcebergWarehouse, list[str]]:
     """Create the catalog and the tables, start the writer and the replication job; the port adapter and
     the tables."""
     db.execute(CATALOG_DATABASE, f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}")
@@ -176,11 +182,17 @@ def start_warehouse(config: WarehouseConfig, replica: str, supervisor,
     tables = create_tables(catalog)
     for service, argv in ((WRITER, ["write", "--interval", str(WRITER_INTERVAL)]),
                           (REPLICATOR, ["replicate", "--replica", replica,
-                                        "--interval", str(REPLICATE_INTERVAL)])):
+                                        "--interval", str(REPLICATE_INTERVAL), *_site_argv(site)])):
         module = [sys.executable, "-m", "akko_dr.sandbox.warehouse"]
         supervisor.register(service, [*module, *argv, *config.argv()])
         supervisor.scale(service, 1)
     return IcebergWarehouse(config.catalog, config.bucket, STAND_IN, (NAMESPACE,), WRITER, EVENTS), tables
+
+
+def _site_argv(site: tuple[str, str, str] | None) -> list[str]:
+    if site is None:
+        return []
+    return ["--replica-endpoint", site[0], "--replica-access-key", site[1], "--replica-secret-key", site[2]]
 
 
 def catalog_fault(stop_server, start_server) -> Fault:
@@ -199,13 +211,16 @@ def main() -> None:
     for name in ("dsn", "bucket", "endpoint", "access-key", "secret-key"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--replica", default="")
+    for name in ("replica-endpoint", "replica-access-key", "replica-secret-key"):
+        parser.add_argument(f"--{name}", default="")
     parser.add_argument("--interval", type=float, default=WRITER_INTERVAL)
     args = parser.parse_args()
     config = WarehouseConfig(args.dsn, args.bucket, args.endpoint, args.access_key, args.secret_key)
     if args.service == "write":
         write(config, args.interval)
     else:
-        replicate(config, args.replica, args.interval)
+        site = (args.replica_endpoint, args.replica_access_key, args.replica_secret_key)
+        replicate(config, args.replica, args.interval, site if args.replica_endpoint else None)
     sys.exit(0)
 
 
