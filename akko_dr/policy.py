@@ -21,7 +21,8 @@ JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
-DEFAULT_DEADLINES = {"rollout": "5m", "job": "1h", "restore": "1h"}  # harness settings, cadence.deadlines
+DEFAULT_DEADLINES = {"rollout": "5m", "job": "1h", "restore": "1h",  # harness settings, cadence.deadlines
+                     "object_store": "30s"}
 
 
 def parse_duration(text: object, key: str) -> timedelta:

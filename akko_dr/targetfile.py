@@ -240,7 +240,8 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
     kube = KubeApi(cluster.api, writes_allowed=allow_destructive)
     store = S3ObjectStore(tf.s3_endpoint, region=tf.s3_region,
                           access_key=resolve(tf.s3_access_key, cluster.secret),
-                          secret_key=resolve(tf.s3_secret_key, cluster.secret))
+                          secret_key=resolve(tf.s3_secret_key, cluster.secret),
+                          timeout=policy.deadlines["object_store"].total_seconds())
     db = PostgresDatabase(postgres_dsn(tf, resolve(tf.pg_password, cluster.secret)))
     components = {"kubernetes": f"{cluster.api.configuration.host}, context "
                                 f"{tf.kube_context or 'current-context'}, namespace {tf.namespace}",

@@ -68,6 +68,10 @@ class PostgresDatabase:
             return psycopg.connect(self.dsn(name), autocommit=autocommit, connect_timeout=5)
         except psycopg.OperationalError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if "too many clients" in first:
+                where = redact(self.dsn(name))
+                raise TargetUnavailable(f"PostgreSQL connection limit reached ({where}): the server refuses "
+                                        "new connections (too many clients already)") from None
             raise TargetUnavailable(f"PostgreSQL unreachable ({redact(self.dsn(name))}): {first}") from None
 
     def _admin_execute(self, statement: q.Composable) -> None:
@@ -143,11 +147,17 @@ class PostgresDatabase:
             if any(sign in proc.stderr for sign in _UNREACHABLE):
                 line = proc.stderr.strip().splitlines()[0].removeprefix("psql: error: ")
                 raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
-            raise DrillError(f"restore into {name} failed: {_last_line(proc.stderr)}")
+            raise DrillError(f"restore into {name} failed: {_error_line(proc.stderr)}")
 
 
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
                 "Is the server running")
+
+
+def _error_line(text: str) -> str:
+    """The line naming the error (psql follows it with LINE, a caret, DETAIL or HINT), else the last."""
+    errors = [line.strip() for line in text.splitlines() if "ERROR:" in line or "FATAL:" in line]
+    return " ".join(errors[-1].split()) if errors else _last_line(text)
 
 
 def _last_line(text: str) -> str:

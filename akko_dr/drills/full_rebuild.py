@@ -308,7 +308,7 @@ class FullRebuildDrill:
             self.restore_objects()
             self.restart_services()
             self.validate_services()
-        except DrillError:
+        except BaseException:  # a refusal, an interrupt, or a harness bug: undo, then let it through as is
             self.abort()
             raise
         self.require_complete()

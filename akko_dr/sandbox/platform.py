@@ -159,7 +159,8 @@ def _start_s3(policy: Policy, endpoint: str | None):
     if endpoint is None:
         server = start_emulator()
         endpoint = server.endpoint
-    store = S3ObjectStore(endpoint, access_key=SANDBOX_KEY, secret_key=SANDBOX_KEY)
+    store = S3ObjectStore(endpoint, access_key=SANDBOX_KEY, secret_key=SANDBOX_KEY,
+                          timeout=policy.deadlines["object_store"].total_seconds())
     _create_buckets(policy, store.client)
     return server, store
 
