@@ -14,7 +14,7 @@ from akko_dr.findings import KNOWN_FINDING, load_known_findings, match_finding
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
 from akko_dr.targets import Target
-from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_sandbox
+from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_sandbox, run_lock
 
 pytest_plugins = ["akko_dr.evidence.plugin", "akko_dr.attestation"]
 
@@ -60,12 +60,21 @@ def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
         live = live_target(policy, opt("target_file"), opt("allow_destructive"), opt("approved_by"),
                            opt("fresh_backup"), opt("allow_probes"))
         run.production, run.components = live.production, dict(live.components)  # the report names them
-        yield None, live
+        with run_lock(live, run.run_id) as notes:
+            _note_lock(run, notes)
+            yield None, live
         return
-    with open_sandbox(policy) as (sandbox, target):
+    with open_sandbox(policy) as (sandbox, target), run_lock(target, run.run_id) as notes:
         run.components = dict(target.components, sandbox_start=f"{sandbox.started_in:.2f}s")
         run.emulated = list(target.emulated)
+        _note_lock(run, notes)
         yield sandbox, target
+
+
+def _note_lock(run: RunRecord, notes: list[str]) -> None:
+    """The run lock in the evidence: where it is held, and any stale lock taken over."""
+    run.components["run lock"] = notes[0]
+    run.notes += notes[1:]
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
+from akko_dr.run_lock import RunLock
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
@@ -123,3 +124,18 @@ def destructive_opt_in(namespace: str, production: bool, allow: str | None, appr
         raise DrillError(f"namespace {namespace!r} is a production target: destructive steps also need "
                          '--approved-by "<name>"')
     return True
+
+
+@contextmanager
+def run_lock(target: Target, run_id: str) -> Iterator[list[str]]:
+    """Hold the target's run lock (in its PostgreSQL) while the run lasts; yields what the evidence says
+    about it. A second run refuses (DrillRefused). On a target where destructive steps are not allowed
+    no lock is taken: it is a write, and a read-only run cannot collide with a restore."""
+    if not target.destructive_allowed:
+        yield ["no run lock taken: this run may not write to the target (a lock is a write; "
+               "--allow-destructive takes it)"]
+        return
+    from akko_dr.adapters.run_lock_pg import TABLE, PostgresLockTable
+
+    with RunLock(PostgresLockTable(target.db.admin_dsn), target.name, run_id) as lock:
+        yield [f"run lock held in PostgreSQL table {TABLE} for target {target.name}", *lock.notes]

@@ -56,6 +56,11 @@ class PostgresDatabase:
     def __repr__(self) -> str:
         return f"PostgresDatabase({redact(self._dsn)})"
 
+    @property
+    def admin_dsn(self) -> str:
+        """The DSN of the server's admin database (where the harness keeps its run lock)."""
+        return self.dsn(self._admin)
+
     def dsn(self, name: str) -> str:
         parts = urlsplit(self._dsn)
         return urlunsplit(parts._replace(path=f"/{name}"))
