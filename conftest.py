@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from akko_dr.attestation import load_answers
 from akko_dr.errors import PolicyError
 from akko_dr.evidence.plugin import record_of
 from akko_dr.evidence.record import RunRecord
 from akko_dr.findings import KNOWN_FINDING, load_known_findings, match_finding
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
+from akko_dr.targetfile import load_target_file
 from akko_dr.targets import Target
 from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_sandbox, run_lock
 
@@ -92,14 +94,25 @@ def sandbox(sandbox_and_target: tuple[Sandbox | None, Target]) -> Sandbox:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Load the findings the test command expects on this target (see known_findings); expired ones stop."""
+    """Check every input file before anything runs (policy, target file, answers: a malformed one stops
+    the run, naming the file, the key and the expected form); load the findings the test command expects
+    on this target (see known_findings); expired ones stop."""
     path = config.getoption("known_findings")
-    if path is None:
-        return
     try:
-        config.stash[KNOWN_FINDING] = load_known_findings(path, config.getoption("target"))
+        check_inputs(config)
+        if path is not None:
+            config.stash[KNOWN_FINDING] = load_known_findings(path, config.getoption("target"))
     except PolicyError as err:
         raise pytest.UsageError(str(err)) from None
+
+
+def check_inputs(config: pytest.Config) -> None:
+    """Parse the policy, the target file and the answers file now, so a bad one stops the run at once."""
+    load_policy(config.getoption("policy"))
+    if config.getoption("target_file") is not None:
+        load_target_file(config.getoption("target_file"))
+    if config.getoption("answers", None) is not None:
+        load_answers(config.getoption("answers"))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: runs after the evidence plugin recorded it

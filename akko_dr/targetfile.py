@@ -84,6 +84,43 @@ class TargetFile:
                        probe_deadline=self.probe_deadline or policy.probe_deadline)
 
 
+CREDENTIAL = "credential"  # {env: VAR} or {secret: ns/name#key}; checked by _credential, never echoed
+_PG = {"host": str, "port": int, "database": str, "user": str, "password": CREDENTIAL}
+SCHEMA: dict[str, dict[str, object]] = {  # every key each section may hold, and its type
+    "": {"kube": dict, "s3": dict, "postgres": dict, "keycloak": dict, "probes": dict,
+         "segregated_postgres": dict, "production": bool},
+    "kube": {"context": str, "namespace": str, "velero_namespace": str, "kubeconfig": str},
+    "s3": {"endpoint": str, "region": str, "buckets": dict, "access_key": CREDENTIAL,
+           "secret_key": CREDENTIAL},
+    "postgres": _PG,
+    "segregated_postgres": {**_PG, "embedded": bool},
+    "keycloak": {"exports": dict},
+    "probes": {"deadline": str},
+}
+_FORMS = {str: "a string", int: "a port number (1-65535)", bool: "true or false", dict: "a mapping"}
+
+
+def check_schema(raw: dict[str, Any], where: str) -> None:
+    """Refuse an unknown key or a value of the wrong type, naming the file, the key and the expected
+    form (the value itself is never echoed: it may be a credential put there by mistake)."""
+    for name, allowed in SCHEMA.items():
+        data = raw if not name else raw.get(name)
+        if not isinstance(data, dict):
+            continue  # absent; a section of the wrong type is refused by its parent
+        prefix = f"{name}." if name else ""
+        for key, value in data.items():
+            kind = allowed.get(key)
+            if kind is None:
+                expected = ", ".join(allowed)
+                raise PolicyError(f"{where}: {prefix}{key}: unknown key (expected one of {expected})")
+            if kind is CREDENTIAL or value is None:
+                continue
+            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+            if not ok or (kind is int and not 0 < value < 65536):
+                raise PolicyError(f"{where}: {prefix}{key}: expected {_FORMS[kind]}, got "
+                                  f"{type(value).__name__}" + (f" {value}" if ok else ""))
+
+
 def section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     """A mapping section of the file (empty when absent); anything else is refused with its key."""
     value = raw.get(key) or {}
@@ -115,10 +152,13 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         raw = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as err:
         raise PolicyError(f"{where}: cannot read target file ({err.strerror})") from None
-    except yaml.YAMLError:
-        raise PolicyError(f"{where}: not valid YAML") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PolicyError(f"{where}: not valid YAML{at}") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: expected a mapping at the top level")
+    check_schema(raw, where)
     kube, s3, pg = (section(raw, k, where) for k in ("kube", "s3", "postgres"))
     buckets = section(s3, "buckets", f"{where}: s3")
     if unknown := set(buckets) - set(_BUCKET_KEYS):
