@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql as q
@@ -62,8 +62,9 @@ class PostgresDatabase:
         return self.dsn(self._admin)
 
     def dsn(self, name: str) -> str:
+        """The URI of database ``name`` on this server (the name percent-encoded: any name is safe)."""
         parts = urlsplit(self._dsn)
-        return urlunsplit(parts._replace(path=f"/{name}"))
+        return urlunsplit(parts._replace(path=f"/{quote(name, safe='')}"))
 
     def _tool(self, name: str) -> str:
         return str(self._bin / name) if self._bin else shutil.which(name) or name

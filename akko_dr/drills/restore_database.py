@@ -28,6 +28,11 @@ from akko_dr.targets import Target
 STOP_DEADLINE = 30.0
 
 
+def quote_ident(name: str) -> str:
+    """A table name as an SQL identifier, whatever it holds (quotes doubled): never interpolated raw."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def take_backup(target: Target, database: str) -> BackupObject:
     """Run the database's backup job now (the sandbox, or a live target with --fresh-backup)."""
     job = target.policy.database(database).job.name
@@ -101,7 +106,7 @@ class RestoreDatabaseDrill:
         self.target.require_destructive(f"drop table {table} in {self.database}")
         self.last_write_before_incident = self.target.port("canary").newest_write(self.database)
         self.incident_at = utcnow()
-        self.target.db.execute(self.database, f'DROP TABLE "{table}" CASCADE')
+        self.target.db.execute(self.database, f"DROP TABLE {quote_ident(table)} CASCADE")
         self.dropped_table = table
         self.after_incident = self.content()
         self._note(f"incident injected: table {table} dropped in {self.database}")

@@ -115,7 +115,9 @@ class Sandbox:
     def provision_platform(self) -> PostgresDatabase:
         """A new, empty platform: a fresh PostgreSQL server in a new directory, empty hot buckets,
         and the services (stopped) pointed at the new server, as a fresh install from Harbor would."""
-        server, db = start_server(self.root, f"pgdata-rebuilt-{len(self.kept_dirs)}")
+        names = (f"pgdata-rebuilt-{n}" for n in range(1000))
+        rebuilt = next(name for name in names if not (self.root / name).exists())
+        server, db = start_server(self.root, rebuilt)  # never a half-rebuilt server of an interrupted drill
         self.stoppers.append(server.cleanup)
         self.pg_server, self.db = server, db
         for bucket in self.policy.storage.hot_buckets:
