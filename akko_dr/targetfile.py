@@ -88,7 +88,7 @@ CREDENTIAL = "credential"  # {env: VAR} or {secret: ns/name#key}; checked by _cr
 _PG = {"host": str, "port": int, "database": str, "user": str, "password": CREDENTIAL}
 SCHEMA: dict[str, dict[str, object]] = {  # every key each section may hold, and its type
     "": {"kube": dict, "s3": dict, "postgres": dict, "keycloak": dict, "probes": dict,
-         "segregated_postgres": dict, "production": bool},
+         "segregated_postgres": dict, "nightly": dict, "production": bool},
     "kube": {"context": str, "namespace": str, "velero_namespace": str, "kubeconfig": str},
     "s3": {"endpoint": str, "region": str, "buckets": dict, "access_key": CREDENTIAL,
            "secret_key": CREDENTIAL},
@@ -96,8 +96,10 @@ SCHEMA: dict[str, dict[str, object]] = {  # every key each section may hold, and
     "segregated_postgres": {**_PG, "embedded": bool},
     "keycloak": {"exports": dict},
     "probes": {"deadline": str},
+    "nightly": {"databases": list},  # akko_dr/nightly.py: which databases the nightly test restores
 }
-_FORMS = {str: "a string", int: "a port number (1-65535)", bool: "true or false", dict: "a mapping"}
+_FORMS = {str: "a string", int: "a port number (1-65535)", bool: "true or false", dict: "a mapping",
+          list: "a list"}
 
 
 def check_schema(raw: dict[str, Any], where: str) -> None:
