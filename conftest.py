@@ -109,8 +109,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def check_inputs(config: pytest.Config) -> None:
     """Parse the policy, the target file and the answers file now, so a bad one stops the run at once."""
     load_policy(config.getoption("policy"))
-    if config.getoption("target_file") is not None:
-        load_target_file(config.getoption("target_file"))
+    if config.getoption("target") == "live" and config.getoption("target_file") is not None:
+        load_target_file(config.getoption("target_file"))  # (a sandbox run reads it for redaction only)
     if config.getoption("answers", None) is not None:
         load_answers(config.getoption("answers"))
 

@@ -124,14 +124,14 @@ def test_a_malformed_target_or_answers_file_is_refused_naming_file_key_and_form(
     assert "hunter2" not in str(err.value), "a credential value was echoed"
 
 
-@pytest.mark.parametrize("option, name, text", [
-    ("--policy", "policy.yaml", "name: x\nclases: {}\n"),
-    ("--target-file", "target.yaml", "s3: {endpiont: http://x}\n"),
-    ("--answers", "answers.yaml", "k: {who: Ann}\n")])
-def test_a_bad_input_file_stops_the_drill_before_anything_runs(tmp_path: Path, option: str, name: str,
-                                                               text: str) -> None:
+@pytest.mark.parametrize("target, option, name, text", [
+    ("sandbox", "--policy", "policy.yaml", "name: x\nclases: {}\n"),
+    ("live", "--target-file", "target.yaml", "s3: {endpiont: http://x}\n"),
+    ("sandbox", "--answers", "answers.yaml", "k: {who: Ann}\n")])
+def test_a_bad_input_file_stops_the_drill_before_anything_runs(tmp_path: Path, target: str, option: str,
+                                                               name: str, text: str) -> None:
     path = _write(tmp_path, text, name)
-    argv = ["drill", "--evidence-dir", str(tmp_path / "ev"), option, str(path)]
+    argv = ["drill", "--target", target, "--evidence-dir", str(tmp_path / "ev"), option, str(path)]
     proc = subprocess.run([sys.executable, "-m", "akko_dr.cli", *argv], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     out = proc.stdout + proc.stderr
