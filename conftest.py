@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from akko_dr.attestation import load_answers
 from akko_dr.docker_target import check_present, load_images
 from akko_dr.errors import PolicyError
 from akko_dr.evidence.plugin import record_of
@@ -15,8 +16,16 @@ from akko_dr.evidence.record import RunRecord
 from akko_dr.findings import KNOWN_FINDING, load_known_findings, match_finding
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox
+from akko_dr.targetfile import load_target_file
 from akko_dr.targets import Target
-from akko_dr.wiring import TARGET_KINDS, docker_engine_unavailable, live_target, open_docker, open_sandbox
+from akko_dr.wiring import (
+    TARGET_KINDS,
+    docker_engine_unavailable,
+    live_target,
+    open_docker,
+    open_sandbox,
+    run_lock,
+)
 
 pytest_plugins = ["akko_dr.evidence.plugin", "akko_dr.attestation"]
 
@@ -62,12 +71,15 @@ def sandbox_and_target(pytestconfig: pytest.Config, policy: Policy,
         live = live_target(policy, opt("target_file"), opt("allow_destructive"), opt("approved_by"),
                            opt("fresh_backup"), opt("allow_probes"))
         run.production, run.components = live.production, dict(live.components)  # the report names them
-        yield None, live
+        with run_lock(live, run.run_id) as notes:
+            _note_lock(run, notes)
+            yield None, live
         return
     platform = docker_platform(policy, opt("target_file")) if kind == "docker" else open_sandbox(policy)
-    with platform as (sandbox, target):
+    with platform as (sandbox, target), run_lock(target, run.run_id) as notes:
         run.components = dict(target.components, sandbox_start=f"{sandbox.started_in:.2f}s")
         run.emulated = list(target.emulated)
+        _note_lock(run, notes)
         yield sandbox, target
 
 
@@ -83,6 +95,10 @@ def docker_platform(policy: Policy,
     except PolicyError as err:
         pytest.skip(f"docker target: {err}")
     return open_docker(policy, images)
+def _note_lock(run: RunRecord, notes: list[str]) -> None:
+    """The run lock in the evidence: where it is held, and any stale lock taken over."""
+    run.components["run lock"] = notes[0]
+    run.notes += notes[1:]
 
 
 @pytest.fixture(scope="session")
@@ -100,14 +116,25 @@ def sandbox(sandbox_and_target: tuple[Sandbox | None, Target]) -> Sandbox:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Load the findings the test command expects on this target (see known_findings); expired ones stop."""
+    """Check every input file before anything runs (policy, target file, answers: a malformed one stops
+    the run, naming the file, the key and the expected form); load the findings the test command expects
+    on this target (see known_findings); expired ones stop."""
     path = config.getoption("known_findings")
-    if path is None:
-        return
     try:
-        config.stash[KNOWN_FINDING] = load_known_findings(path, config.getoption("target"))
+        check_inputs(config)
+        if path is not None:
+            config.stash[KNOWN_FINDING] = load_known_findings(path, config.getoption("target"))
     except PolicyError as err:
         raise pytest.UsageError(str(err)) from None
+
+
+def check_inputs(config: pytest.Config) -> None:
+    """Parse the policy, the target file and the answers file now, so a bad one stops the run at once."""
+    load_policy(config.getoption("policy"))
+    if config.getoption("target") == "live" and config.getoption("target_file") is not None:
+        load_target_file(config.getoption("target_file"))  # (a sandbox run reads it for redaction only)
+    if config.getoption("answers", None) is not None:
+        load_answers(config.getoption("answers"))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: runs after the evidence plugin recorded it

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ class Answers:
 
     def __init__(self, path: Path | None, interactive: bool) -> None:
         self.path, self.interactive = path, interactive
-        self._rows = _load(path) if path else {}
+        self._rows = load_answers(path) if path else {}
 
     def attest(self, key: str, question: str) -> Attestation:
         """The attestation for ``key``; skips the scenario (with the reason) when nobody can answer."""
@@ -63,17 +64,45 @@ class Answers:
                     "on a terminal")
 
 
-def _load(path: Path) -> dict[str, dict[str, str]]:
+ROW_KEYS = ("who", "role", "when", "observed")
+
+
+def load_answers(path: Path) -> dict[str, dict[str, str]]:
+    """Read and check an answers file: each key maps to who, observed (and optionally role, when), each
+    a string; ``when`` an ISO date-time. Anything else is refused, naming the file and the key."""
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise PolicyError(f"{path}: cannot read attestation answers ({err})") from None
+        raise PolicyError(f"{path}: cannot read attestation answers ({' '.join(str(err).split())})") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{path}: expected a mapping of attestation keys")
     for key, row in raw.items():
-        if not isinstance(row, dict) or not row.get("who") or not row.get("observed"):
-            raise PolicyError(f"{path}: {key}: expected 'who' and 'observed' (and optionally 'role', 'when')")
+        _check_row(path, key, row)
     return raw
+
+
+def _check_row(path: Path, key: object, row: object) -> None:
+    if not isinstance(row, dict) or not row.get("who") or not row.get("observed"):
+        raise PolicyError(f"{path}: {key}: expected 'who' and 'observed' (and optionally 'role', 'when')")
+    if unknown := sorted(str(k) for k in row if k not in ROW_KEYS):
+        raise PolicyError(f"{path}: {key}.{unknown[0]}: unknown key (expected one of {', '.join(ROW_KEYS)})")
+    for field_name in ("who", "role", "observed"):
+        if field_name in row and not isinstance(row[field_name], str):
+            raise PolicyError(f"{path}: {key}.{field_name}: expected a string, got "
+                              f"{type(row[field_name]).__name__}")
+    if "when" in row and not _is_time(row["when"]):
+        raise PolicyError(f"{path}: {key}.when: expected a date-time like '2026-11-27T10:00:00', "
+                          f"got {row['when']!r}")
+
+
+def _is_time(value: object) -> bool:
+    if isinstance(value, datetime):
+        return True
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _ask(key: str, question: str) -> Attestation:

@@ -8,6 +8,7 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
@@ -40,7 +41,8 @@ def backup_database(policy: Policy, db: Database, store: ObjectStore, database: 
                            key=dump_key(policy, database, taken_at), taken_at=taken_at,
                            size=path.stat().st_size, sha256=sha256_of(path),
                            job=policy.database(database).job.name, fingerprint=fingerprint)
-        store.put(obj.bucket, obj.key, path, metadata={"database": database, "sha256": obj.sha256})
+        store.put(obj.bucket, obj.key, path,  # S3 metadata is ASCII: the name percent-encoded
+                  metadata={"database": quote(database, safe=""), "sha256": obj.sha256})
     store.put_bytes(obj.bucket, obj.manifest_key, obj.manifest())
     return obj
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from akko_dr.checks.verification import judge_dump, latest_dumps
+from akko_dr.checks.verification import judge_newest, latest_dumps
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError, NotApplicable, PolicyError, TargetUnavailable
 from akko_dr.evidence.metrics import PUSHGATEWAY_ENV
@@ -102,7 +102,7 @@ def restore_test(target: Target, database: str, now: datetime | None = None) -> 
     try:
         target.port("segregated_db")
         dump = latest_dumps(target.policy, target.store)[database]
-        problem, _ = judge_dump(target.policy, database, dump, now)
+        problem, _ = judge_newest(target.policy, target.store, database, dump, now)
         if dump is None:
             raise DrillError(problem)
         result.rpo = dump.age(now).total_seconds()

@@ -21,15 +21,20 @@ JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero", "wal-archive")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
-DEFAULT_DEADLINES = {"rollout": "5m", "job": "1h", "restore": "1h"}  # harness settings, cadence.deadlines
+DEFAULT_DEADLINES = {"rollout": "5m", "job": "1h", "restore": "1h",  # harness settings, cadence.deadlines
+                     "object_store": "30s"}
 
 
-def parse_duration(text: object, key: str) -> timedelta:
-    """Parse ``2h``/``14d``/``20m`` into a timedelta; ``key`` names it in the error."""
-    match = _DURATION.match(str(text).strip())
+def parse_duration(text: object, key: str, allow_zero: bool = False) -> timedelta:
+    """Parse ``2h``/``14d``/``20m`` (a number and a unit) into a timedelta; ``key`` names it in the error.
+    Zero is refused unless allowed: no target, retention or deadline of the playbook can be zero."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if not match:
         raise PolicyError(f"{key}: expected a duration like '2h' or '14d', got {text!r}")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    value = timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    if value <= timedelta(0) and not (allow_zero and value == timedelta(0)):
+        raise PolicyError(f"{key}: expected a positive duration like '2h' or '14d', got {text!r}")
+    return value
 
 
 def format_duration(value: timedelta | float) -> str:
@@ -174,6 +179,30 @@ class Policy:
 _CRON_BASE = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a fixed base keeps interval() deterministic
 
 
+KEYS = {  # every key each section may hold; anything else is refused, named (a typo never goes unseen)
+    "": ("name", "version", "namespace", "classes", "jobs", "databases", "scope", "storage", "cadence",
+         "drills", "warehouse"),
+    "classes.*": ("title", "rto", "rpo", "scenario"),
+    "jobs.*": ("description", "kind", "schedule", "retention", "archive"),
+    "jobs.*.retention": ("local", "cold", "worm"),
+    "databases.*": ("class", "job", "consumer", "wal"),
+    "scope[]": ("component", "mechanism", "tool", "class", "jobs"),
+    "storage": ("backups_bucket", "dump_prefix", "hot_buckets", "replica_bucket", "audit_bucket",
+                "audit_lock"),
+    "storage.audit_lock": ("mode", "retention"),
+    "cadence": ("drill_interval", "schedule_tolerance", "schedule_time_zone", "probe_deadline", "deadlines"),
+}
+
+
+def _known(data: Any, section: str, where: str) -> None:
+    """Refuse a key the section does not define, naming it and the keys it may hold."""
+    if not isinstance(data, dict):
+        what = where.rstrip(".") or "top level"
+        raise PolicyError(f"{what}: expected a mapping, got {type(data).__name__}")
+    if unknown := sorted(str(k) for k in data if k not in KEYS[section]):
+        raise PolicyError(f"{where}{unknown[0]}: unknown key (expected one of {', '.join(KEYS[section])})")
+
+
 def _need(data: Any, key: str, kind: type, where: str) -> Any:
     if not isinstance(data, dict) or key not in data:
         raise PolicyError(f"{where}{key}: missing (expected {kind.__name__})")
@@ -187,6 +216,7 @@ def _classes(raw: dict[str, Any]) -> dict[str, TargetClass]:
     out = {}
     for key, row in _need(raw, "classes", dict, "").items():
         w = f"classes.{key}."
+        _known(row, "classes.*", w)
         out[key] = TargetClass(
             key=key,
             title=_need(row, "title", str, w),
@@ -201,10 +231,15 @@ def _jobs(raw: dict[str, Any]) -> dict[str, BackupJob]:
     out = {}
     for name, row in _need(raw, "jobs", dict, "").items():
         w = f"jobs.{name}."
+        _known(row, "jobs.*", w)
         schedule = _need(row, "schedule", str, w)
-        if schedule != "continuous" and not croniter.is_valid(schedule):
-            raise PolicyError(f"{w}schedule: expected a cron expression or 'continuous', got {schedule!r}")
+        if schedule != "continuous" and not _cron_ok(schedule):
+            raise PolicyError(f"{w}schedule: expected a cron expression or 'continuous' (five fields, like "
+                              f"'0 */4 * * *'), got {schedule!r}")
         ret = _need(row, "retention", dict, w)
+        _known(ret, "jobs.*.retention", w + "retention.")
+        if not isinstance(ret.get("worm", False), bool):
+            raise PolicyError(f"{w}retention.worm: expected true or false, got {ret['worm']!r}")
         local, cold = ret.get("local"), ret.get("cold")
         kind = _need(row, "kind", str, w)
         if kind not in JOB_KINDS:
@@ -233,6 +268,9 @@ def _archive(row: dict[str, Any], kind: str, where: str) -> WalArchiveSpec | Non
     raw, w = _need(row, "archive", dict, where), f"{where}archive."
     return WalArchiveSpec(timeout=parse_duration(_need(raw, "timeout", str, w), w + "timeout"),
                           prefix=_need(raw, "prefix", str, w), server=_need(raw, "server", str, w))
+def _cron_ok(expr: str) -> bool:
+    """A standard five-field cron expression croniter can run."""
+    return len(expr.split()) == 5 and croniter.is_valid(expr)
 
 
 def _time_zone(name: object, key: str) -> str:
@@ -261,11 +299,13 @@ def _wal_job(jobs: dict[str, BackupJob], name: object, where: str) -> BackupJob 
 
 def _policy(raw: Any, source: str) -> Policy:
     if not isinstance(raw, dict):
-        raise PolicyError(f"{source}: expected a mapping at the top level")
+        raise PolicyError("expected a mapping at the top level")
+    _known(raw, "", "")
     classes, jobs = _classes(raw), _jobs(raw)
     databases = {}
     for name, row in _need(raw, "databases", dict, "").items():
         w = f"databases.{name}."
+        _known(row, "databases.*", w)
         databases[name] = Database(
             name=name,
             klass=_ref(classes, _need(row, "class", str, w), w + "class"),
@@ -276,6 +316,7 @@ def _policy(raw: Any, source: str) -> Policy:
     scope = []
     for i, row in enumerate(_need(raw, "scope", list, "")):
         w = f"scope[{i}]."
+        _known(row, "scope[]", w)
         scope.append(ScopeItem(
             component=_need(row, "component", str, w),
             mechanism=_need(row, "mechanism", str, w),
@@ -284,7 +325,11 @@ def _policy(raw: Any, source: str) -> Policy:
             jobs=tuple(_ref(jobs, j, w + "jobs") for j in _need(row, "jobs", list, w)),
         ))
     st = _need(raw, "storage", dict, "")
+    _known(st, "storage", "storage.")
     lock = _need(st, "audit_lock", dict, "storage.")
+    _known(lock, "storage.audit_lock", "storage.audit_lock.")
+    if not all(isinstance(b, str) for b in _need(st, "hot_buckets", list, "storage.")):
+        raise PolicyError(f"storage.hot_buckets: expected a list of bucket names, got {st['hot_buckets']!r}")
     storage = Storage(
         backups_bucket=_need(st, "backups_bucket", str, "storage."),
         dump_prefix=_need(st, "dump_prefix", str, "storage."),
@@ -296,6 +341,7 @@ def _policy(raw: Any, source: str) -> Policy:
         replica_bucket=_need(st, "replica_bucket", str, "storage."),
     )
     cadence = _need(raw, "cadence", dict, "")
+    _known(cadence, "cadence", "cadence.")
     return Policy(
         name=_need(raw, "name", str, ""),
         version=_need(raw, "version", str, ""),
@@ -308,8 +354,8 @@ def _policy(raw: Any, source: str) -> Policy:
         drill_interval=parse_duration(_need(cadence, "drill_interval", str, "cadence."),
                                       "cadence.drill_interval"),
         schedule_tolerance=parse_duration(_need(cadence, "schedule_tolerance", str, "cadence."),
-                                          "cadence.schedule_tolerance"),
-        drills=dict(raw.get("drills") or {}),
+                                          "cadence.schedule_tolerance", allow_zero=True),
+        drills=_drills(raw.get("drills") or {}),
         source=source,
         schedule_time_zone=_time_zone(cadence.get("schedule_time_zone", "UTC"), "cadence.schedule_time_zone"),
         probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
@@ -326,6 +372,11 @@ def _snapshot_retention(raw: object) -> timedelta | None:
         raise PolicyError("warehouse: expected a mapping (snapshot_retention: <duration>)")
     value = raw.get("snapshot_retention")
     return None if value is None else parse_duration(value, "warehouse.snapshot_retention")
+def _drills(raw: object) -> dict[str, dict[str, Any]]:
+    """The drills section: a mapping of drill keys to their settings."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise PolicyError("drills: expected a mapping of drill keys (drill-1, …) to mappings of settings")
+    return dict(raw)
 
 
 def parse_deadlines(raw: object) -> dict[str, timedelta]:
@@ -352,4 +403,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise PolicyError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
-    return _policy(raw, source)
+    try:
+        return _policy(raw, source)
+    except PolicyError as err:
+        raise PolicyError(f"{source}: {err}") from None  # every error names the file, then the key

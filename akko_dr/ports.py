@@ -17,6 +17,13 @@ from akko_dr.errors import DrillError
 
 Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}
 CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison
+ICEBERG_CATALOG_SCHEMA = "iceberg_catalog"  # where the SQL catalog's running writer commits (like the canary)
+
+
+def written_by_services(table: str) -> bool:
+    """Whether a running service keeps writing this table (the canary, the Iceberg catalog's pointers):
+    the comparisons of "untouched" content leave it out."""
+    return table == CANARY_TABLE or table.startswith(f"{ICEBERG_CATALOG_SCHEMA}.")
 
 
 # -- types passed through the ports ---------------------------------------------------------------

@@ -117,6 +117,52 @@ class TargetFile:
                        probe_deadline=self.probe_deadline or policy.probe_deadline)
 
 
+CREDENTIAL = "credential"  # {env: VAR} or {secret: ns/name#key}; checked by _credential, never echoed
+_PG = {"host": str, "port": int, "database": str, "user": str, "password": CREDENTIAL}
+SCHEMA: dict[str, dict[str, object]] = {  # every key each section may hold, and its type
+    "": {"kube": dict, "s3": dict, "postgres": dict, "keycloak": dict, "probes": dict,
+         "segregated_postgres": dict, "nightly": dict, "production": bool, "scratch_platform": dict,
+         "wal_archive": dict, "iceberg": dict, "docker": dict},
+    "kube": {"context": str, "namespace": str, "velero_namespace": str, "kubeconfig": str},
+    "s3": {"endpoint": str, "region": str, "buckets": dict, "access_key": CREDENTIAL,
+           "secret_key": CREDENTIAL},
+    "postgres": _PG,
+    "segregated_postgres": {**_PG, "embedded": bool},
+    "rebuild_postgres": _PG,  # in scratch_platform
+    "keycloak": {"exports": dict},
+    "probes": {"deadline": str},
+    "nightly": {"databases": list},  # akko_dr/nightly.py: which databases the nightly test restores
+}
+_FORMS = {str: "a string", int: "a port number (1-65535)", bool: "true or false", dict: "a mapping",
+          list: "a list"}
+
+
+SCRATCH_TOP = {"kube": dict, "s3": dict, "postgres": dict, "rebuild_postgres": dict, "production": bool}
+
+
+def check_schema(raw: dict[str, Any], where: str, top: dict[str, object] | None = None) -> None:
+    """Refuse an unknown key or a value of the wrong type, naming the file, the key and the expected
+    form (the value itself is never echoed: it may be a credential put there by mistake). ``top``: the
+    keys allowed at the top of this mapping, when not the file's (a scratch_platform section's)."""
+    for name, allowed in SCHEMA.items():
+        data = raw if not name else raw.get(name)
+        allowed = (top or allowed) if not name else allowed
+        if not isinstance(data, dict):
+            continue  # absent; a section of the wrong type is refused by its parent
+        prefix = f"{name}." if name else ""
+        for key, value in data.items():
+            kind = allowed.get(key)
+            if kind is None:
+                expected = ", ".join(allowed)
+                raise PolicyError(f"{where}: {prefix}{key}: unknown key (expected one of {expected})")
+            if kind is CREDENTIAL or value is None:
+                continue
+            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+            if not ok or (kind is int and not 0 < value < 65536):
+                raise PolicyError(f"{where}: {prefix}{key}: expected {_FORMS[kind]}, got "
+                                  f"{type(value).__name__}" + (f" {value}" if ok else ""))
+
+
 def section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     """A mapping section of the file (empty when absent); anything else is refused with its key."""
     value = raw.get(key) or {}
@@ -148,10 +194,13 @@ def load_target_file(path: str | Path, default_namespace: str = "akko") -> Targe
         raw = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as err:
         raise PolicyError(f"{where}: cannot read target file ({err.strerror})") from None
-    except yaml.YAMLError:
-        raise PolicyError(f"{where}: not valid YAML") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PolicyError(f"{where}: not valid YAML{at}") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: expected a mapping at the top level")
+    check_schema(raw, where)
     tf = _parse(raw, Path(path), where, default_namespace)
     if scratch := section(raw, SCRATCH, where):
         tf = replace(tf, scratch=_scratch(tf, scratch, f"{where}: {SCRATCH}", default_namespace))
@@ -194,6 +243,7 @@ def _server(tf: TargetFile, pg: dict[str, Any], where: str) -> TargetFile:
 
 def _scratch(source: TargetFile, raw: dict[str, Any], where: str, default_namespace: str) -> TargetFile:
     """Drill 2's rehearsal platform: refused when any part of it is the source's, or when it is production."""
+    check_schema(raw, where, SCRATCH_TOP)
     scratch = _parse(raw, source.path, where, default_namespace)
     rebuild = section(raw, REBUILD, where)
     if not rebuild:
@@ -360,7 +410,8 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
     kube = KubeApi(cluster.api, writes_allowed=allow_destructive)
     store = S3ObjectStore(tf.s3_endpoint, region=tf.s3_region,
                           access_key=resolve(tf.s3_access_key, cluster.secret),
-                          secret_key=resolve(tf.s3_secret_key, cluster.secret))
+                          secret_key=resolve(tf.s3_secret_key, cluster.secret),
+                          timeout=policy.deadlines["object_store"].total_seconds())
     db = PostgresDatabase(postgres_dsn(tf, resolve(tf.pg_password, cluster.secret)))
     components = {"kubernetes": f"{cluster.api.configuration.host}, context "
                                 f"{tf.kube_context or 'current-context'}, namespace {tf.namespace}",

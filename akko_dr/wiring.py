@@ -18,6 +18,7 @@ from akko_dr.adapters.wal_archive import BarmanCloudArchive
 from akko_dr.docker_target import PING_TIMEOUT, ContainerMinio, ContainerServers, DockerImages, remove_orphans
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
+from akko_dr.run_lock import RunLock
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
@@ -92,7 +93,7 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     gaps = dict(SANDBOX_GAPS)
     if sandbox.segregated is None:
         gaps["segregated_db"] = "this sandbox was started without a second PostgreSQL server"
-    faults = catalogue(sandbox.stop_postgres, sandbox.start_postgres)
+    faults = catalogue(sandbox.stop_postgres, sandbox.start_postgres, sandbox.pg_server.system_user)
     if sandbox.warehouse is None:
         gaps["warehouse"] = "this sandbox was started without Iceberg tables"
     else:
@@ -243,3 +244,18 @@ def docker_target(sandbox: Sandbox, workdir: Path, servers: ContainerServers,
         faults=catalogue(own.crash, own.ensure_postgres_running), gaps=gaps, components=components,
         emulated=[e for e in target.emulated if not (s3_real and e.startswith("object store"))],
         emulated_ports={k: v for k, v in target.emulated_ports.items() if not (s3_real and k in S3_PORTS)})
+
+
+@contextmanager
+def run_lock(target: Target, run_id: str) -> Iterator[list[str]]:
+    """Hold the target's run lock (in its PostgreSQL) while the run lasts; yields what the evidence says
+    about it. A second run refuses (DrillRefused). On a target where destructive steps are not allowed
+    no lock is taken: it is a write, and a read-only run cannot collide with a restore."""
+    if not target.destructive_allowed:
+        yield ["no run lock taken: this run may not write to the target (a lock is a write; "
+               "--allow-destructive takes it)"]
+        return
+    from akko_dr.adapters.run_lock_pg import TABLE, PostgresLockTable
+
+    with RunLock(PostgresLockTable(target.db.admin_dsn), target.name, run_id) as lock:
+        yield [f"run lock held in PostgreSQL table {TABLE} for target {target.name}", *lock.notes]

@@ -36,6 +36,7 @@ def drill_1(drill_target: Target, drill_database: str, drill_backups: set[str],
     yield drill
     if drill.validated_at is None:
         drill.abort()
+    drill.discard_files()
     if not drill_target.destructive_allowed:
         evidence.details["plan (not executed: destructive steps need --allow-destructive)"] = drill.plan()
     evidence.details.update(drill.evidence())

@@ -1,4 +1,4 @@
-"""Steps of features/drill_1_refuses_bad_backups.feature (faults: akko_dr/faults.py)."""
+"""Steps of features/drill_1_refuses_bad_backups.feature (faults: akko_dr/sandbox/faults.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from akko_dr.canary import wait_for_write
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.evidence.record import ScenarioRecord
-from akko_dr.ports import Fault
-from akko_dr.targets import Target
+from akko_dr.ports import Fault, Fingerprint, written_by_services
+from akko_dr.targets import Target, new_run_id
 
 scenarios("drill_1_refuses_bad_backups.feature")
 
@@ -26,8 +26,18 @@ def drill_target(target: Target, fault: Fault, drill_database: str) -> Target:
     return fault.apply(target, drill_database)
 
 
+@pytest.fixture
+def originals(target: Target, drill_database: str) -> dict[str, Fingerprint]:
+    """Every other database's content (without the canary) before the fault: a fault touches none."""
+    return {name: content_of(target, name) for name in target.policy.databases if name != drill_database}
+
+
+def content_of(target: Target, name: str) -> Fingerprint:
+    return {t: v for t, v in target.db.fingerprint(name).items() if not written_by_services(t)}
+
+
 @given(parsers.parse("the drill faces {name}"), target_fixture="fault")
-def _(target: Target, name: str) -> Fault:
+def _(target: Target, name: str, originals: dict[str, Fingerprint]) -> Fault:
     return target.port("faults")[name]
 
 
@@ -73,3 +83,28 @@ def _(drill_1: RestoreDatabaseDrill, target: Target) -> None:
     consumer = drill_1.info.consumer
     assert target.orchestrator.running(consumer) >= 1, f"{consumer} is not running"
     wait_for_write(target.port("canary"), drill_1.database, after=drill_1.last_write_before_incident)
+
+
+@then("every other database is as it was before the fault")
+def _(target: Target, originals: dict[str, Fingerprint]) -> None:
+    changed = sorted(name for name, before in originals.items() if content_of(target, name) != before)
+    assert not changed, f"databases changed by a refused recovery: expected none, got {', '.join(changed)}"
+
+
+@then("no file of the drill is left behind")
+def _(drill_1: RestoreDatabaseDrill) -> None:
+    left = drill_1.leftover_files()
+    assert not left, f"files left behind: expected none, got {', '.join(map(str, left))}"
+
+
+@then("a second recovery, without the fault, succeeds")
+def _(target: Target, drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord) -> None:
+    again = RestoreDatabaseDrill(target, drill_1.database, new_run_id())
+    again.dropped_table = drill_1.dropped_table
+    try:
+        again.recover()
+    finally:
+        again.discard_files()
+    evidence.details["second recovery, without the fault"] = f"validated: {again.verified_how}"
+    table = drill_1.dropped_table
+    assert again.table_exists(table), f"{table}: expected back after the second recovery, still missing"

@@ -25,7 +25,7 @@ from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.measure import wait_for
 from akko_dr.policy import Policy
-from akko_dr.ports import CANARY_TABLE, drill_namespace
+from akko_dr.ports import drill_namespace, written_by_services
 from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.emulator import _ProcessServer
 from akko_dr.sandbox.platform import start_server
@@ -177,7 +177,7 @@ def test_drill_2_rebuilds_a_scratch_platform_on_the_real_control_plane(
     for job in {info.job.name for info in policy.databases.values()} | {"akko-minio-replicate"}:
         assert scratch.run_job(job).succeeded  # the scratch platform's own backup CronJobs ran
     def source() -> dict[str, object]:  # the shared sandbox's content; its service keeps writing canaries
-        return {name: {t: v for t, v in sandbox.db.fingerprint(name).items() if t != CANARY_TABLE}
+        return {name: {t: v for t, v in sandbox.db.fingerprint(name).items() if not written_by_services(t)}
                 for name in policy.databases}
 
     source_before = source()

@@ -92,17 +92,20 @@ def test_live_deadlines_come_from_the_policy_and_reach_the_adapters(tmp_path) ->
 
     policy = load_policy()
     assert {k: d.total_seconds() for k, d in policy.deadlines.items()} == {
-        "rollout": 300, "job": 3600, "restore": 3600}
+        "rollout": 300, "job": 3600, "restore": 3600, "object_store": 30}
     path = tmp_path / "target.yaml"
     path.write_text("kube: {namespace: akko}\ns3: {endpoint: 'http://127.0.0.1:9'}\n")
     faster = replace(policy, deadlines={"rollout": timedelta(seconds=7), "job": timedelta(seconds=8),
-                                        "restore": timedelta(seconds=9)})
+                                        "restore": timedelta(seconds=9),
+                                        "object_store": timedelta(seconds=4)})
     target = open_live(faster, load_target_file(path), allow_destructive=False, api=client.ApiClient())
     assert (target.orchestrator.deadline, target.jobs.deadline, target.velero.deadline) == (7, 8, 9)
+    config = target.store.client.meta.config
+    assert (target.store.timeout, config.read_timeout, config.connect_timeout) == (4, 4, 3)
 
 
 def test_an_unknown_deadline_is_named() -> None:
 
 
-    with pytest.raises(PolicyError, match=r"cadence\.deadlines: expected a mapping of rollout, job, restore"):
+    with pytest.raises(PolicyError, match=r"cadence\.deadlines: expected a mapping of rollout, job"):
         parse_deadlines({"rolout": "5m"})

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql as q
@@ -56,9 +56,15 @@ class PostgresDatabase:
     def __repr__(self) -> str:
         return f"PostgresDatabase({redact(self._dsn)})"
 
+    @property
+    def admin_dsn(self) -> str:
+        """The DSN of the server's admin database (where the harness keeps its run lock)."""
+        return self.dsn(self._admin)
+
     def dsn(self, name: str) -> str:
+        """The URI of database ``name`` on this server (the name percent-encoded: any name is safe)."""
         parts = urlsplit(self._dsn)
-        return urlunsplit(parts._replace(path=f"/{name}"))
+        return urlunsplit(parts._replace(path=f"/{quote(name, safe='')}"))
 
     def _tool(self, name: str) -> str:
         return str(self._bin / name) if self._bin else shutil.which(name) or name
@@ -68,6 +74,10 @@ class PostgresDatabase:
             return psycopg.connect(self.dsn(name), autocommit=autocommit, connect_timeout=5)
         except psycopg.OperationalError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if "too many clients" in first:
+                where = redact(self.dsn(name))
+                raise TargetUnavailable(f"PostgreSQL connection limit reached ({where}): the server refuses "
+                                        "new connections (too many clients already)") from None
             raise TargetUnavailable(f"PostgreSQL unreachable ({redact(self.dsn(name))}): {first}") from None
 
     def _admin_execute(self, statement: q.Composable) -> None:
@@ -143,11 +153,17 @@ class PostgresDatabase:
             if any(sign in proc.stderr for sign in _UNREACHABLE):
                 line = proc.stderr.strip().splitlines()[0].removeprefix("psql: error: ")
                 raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
-            raise DrillError(f"restore into {name} failed: {_last_line(proc.stderr)}")
+            raise DrillError(f"restore into {name} failed: {_error_line(proc.stderr)}")
 
 
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
                 "Is the server running")
+
+
+def _error_line(text: str) -> str:
+    """The line naming the error (psql follows it with LINE, a caret, DETAIL or HINT), else the last."""
+    errors = [line.strip() for line in text.splitlines() if "ERROR:" in line or "FATAL:" in line]
+    return " ".join(errors[-1].split()) if errors else _last_line(text)
 
 
 def _last_line(text: str) -> str:

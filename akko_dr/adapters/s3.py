@@ -7,22 +7,37 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from akko_dr.errors import TargetUnavailable
 from akko_dr.ports import BucketLock, StoredObject, StoreRefused
 
-_CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempts": 2, "mode": "standard"},
-                 s3={"addressing_style": "path"})
+DEFAULT_TIMEOUT = 30.0  # seconds; a target passes its policy's cadence.deadlines.object_store
+ATTEMPTS = 2  # a request is tried at most this often before the store is reported unavailable
+
+
+def _config(timeout: float) -> Config:
+    """Connect and read timeouts from the policy's deadline: a stalled endpoint fails, never hangs."""
+    return Config(connect_timeout=min(timeout, 3.0), read_timeout=timeout,
+                  retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
+                  s3={"addressing_style": "path"})
 
 
 class S3ObjectStore:
     """S3 through boto3; credentials come from the caller or the environment, never from files we write."""
 
     def __init__(self, endpoint: str | None, region: str = "us-east-1",
-                 access_key: str | None = None, secret_key: str | None = None) -> None:
+                 access_key: str | None = None, secret_key: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         self.endpoint = endpoint or "aws"
-        self.client = boto3.client("s3", endpoint_url=endpoint, region_name=region, config=_CONFIG,
+        self.timeout = timeout
+        self.client = boto3.client("s3", endpoint_url=endpoint, region_name=region, config=_config(timeout),
                                    aws_access_key_id=access_key, aws_secret_access_key=secret_key)
 
     def __repr__(self) -> str:
@@ -33,6 +48,9 @@ class S3ObjectStore:
             return fn(**kwargs)
         except EndpointConnectionError:
             raise TargetUnavailable(f"object store unreachable at {self.endpoint} ({what})") from None
+        except (ReadTimeoutError, ConnectTimeoutError):
+            raise TargetUnavailable(f"object store at {self.endpoint} did not answer within the deadline of "
+                                    f"{self.timeout:g}s ({what}; {ATTEMPTS} attempts)") from None
         except ClientError as err:
             raise refusal(what, err) from None
         except BotoCoreError as err:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from akko_dr.checks import CheckResult, age_text, not_applicable, result, uncovered
 from akko_dr.checks.schedule import job_window
-from akko_dr.checks.verification import PLAN_KEY, PROBE_PREFIX, check_velero, judge_dump, latest_dumps
+from akko_dr.checks.verification import PLAN_KEY, PROBE_PREFIX, check_velero, judge_newest, latest_dumps
 from akko_dr.checks.wal import check_wal_fresh
 from akko_dr.errors import DrillError
 from akko_dr.measure import utcnow
@@ -49,7 +49,7 @@ def _dumps(ctx: ScopeContext, job: BackupJob) -> CheckResult:
     problems, figures = [], {}
     for name, db in ctx.policy.databases.items():
         if db.job == job:
-            problem, figures[name] = judge_dump(ctx.policy, name, dumps[name], ctx.now)
+            problem, figures[name] = judge_newest(ctx.policy, ctx.store, name, dumps[name], ctx.now)
             problems += [problem] if problem else []
     return result(f"scope.artefact.{job.name}", f"{job.name} dumps exist, are non-empty and fresh", problems,
                   f"{len(figures)} dumps by {job.name} exist, are non-empty and fresh", REFS, dumps=figures)

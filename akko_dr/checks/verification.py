@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from akko_dr import dump_content
 from akko_dr.backup import KEY_TIME
 from akko_dr.checks import CheckResult, age_text, inconclusive, not_applicable, result, uncovered
 from akko_dr.checks.storage import lock_problems, lock_text
@@ -80,6 +83,30 @@ def judge_dump(policy: Policy, name: str, dump: Dump | None,
     return None, figures
 
 
+SCANNED_BYTES = 1 << 20  # a dump up to this size (compressed) is read to see that it holds data
+
+
+def content_problem(store: ObjectStore, dump: Dump) -> str | None:
+    """Why a dump does not count as a backup: not a whole gzip, no table, or no row. None when it holds
+    data, or is larger than SCANNED_BYTES (a dump that large holds data: an empty one is a few hundred)."""
+    if dump.size > SCANNED_BYTES:
+        return None
+    try:
+        sql = gzip.decompress(store.read(dump.bucket, dump.key))
+    except (OSError, EOFError, zlib.error):
+        return f"unreadable: {dump.key} is not a whole gzip file"
+    return dump_content.emptiness(dump_content.scan(sql.splitlines(keepends=True)), dump.key)
+
+
+def judge_newest(policy: Policy, store: ObjectStore, name: str, dump: Dump | None,
+                 now: datetime) -> tuple[str | None, dict[str, object]]:
+    """``judge_dump``, then whether the dump holds data at all: an empty "successful" dump is no backup."""
+    problem, figures = judge_dump(policy, name, dump, now)
+    if problem is None and dump is not None:
+        problem = content_problem(store, dump)
+    return problem, figures
+
+
 def check_databases_present(policy: Policy, db: Database) -> CheckResult:
     """Every database of the policy is on the target's PostgreSQL server: one finding names all missing."""
     cid, title = "verification.databases", "every database of the policy is on the server"
@@ -98,7 +125,7 @@ def check_dump_freshness(policy: Policy, store: ObjectStore, now: datetime) -> C
     tolerance = policy.schedule_tolerance
     problems, dumps = [], {}
     for name, dump in latest_dumps(policy, store).items():
-        problem, dumps[name] = judge_dump(policy, name, dump, now)
+        problem, dumps[name] = judge_newest(policy, store, name, dump, now)
         if problem:
             problems.append(problem)
     oldest = max((d["age_seconds"] for d in dumps.values() if "age_seconds" in d), default=None)

@@ -125,6 +125,7 @@ class FullRebuildDrill:
     not_applicable: dict[str, str] = field(default_factory=dict)
     drill_backups: set[str] = field(default_factory=set)  # keys of backups the drill took itself
     provisioned: str | None = None  # the new platform's database server
+    started: list[str] = field(default_factory=list)  # services started on it, stopped again by abort
     log: list[str] = field(default_factory=list)
     replay_seconds: float = 0.0
     declared_at: datetime | None = None
@@ -283,6 +284,7 @@ class FullRebuildDrill:
         services = [policy.database(r.name).consumer for r in self.databases.values() if r.restored]
         for service in services:
             self.target.orchestrator.scale(service, 1)
+            self.started.append(service)
         self._note(f"services restarted: {', '.join(services)}")
         return services
 
@@ -308,7 +310,7 @@ class FullRebuildDrill:
             self.restore_objects()
             self.restart_services()
             self.validate_services()
-        except DrillError:
+        except BaseException:  # a refusal, an interrupt, or a harness bug: undo, then let it through as is
             self.abort()
             raise
         self.require_complete()
@@ -402,6 +404,10 @@ class FullRebuildDrill:
     def abort(self) -> list[str]:
         """Drop what a failed rebuild left half-done on the new server; the old data stays kept."""
         actions = [f"{name}: {a}" for name, r in self.databases.items() for a in r.restore.abort()]
+        for service in self.started:  # never left serving from a rebuild that was not validated
+            self.target.orchestrator.scale(service, 0)
+            actions.append(f"{service}: stopped again (the rebuild was not validated)")
+        self.started.clear()
         for line in actions:
             self._note(f"abort: {line}")
         return actions

@@ -15,16 +15,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from akko_dr import dump_content
 from akko_dr.backup import BackupObject, latest_backup, sha256_of
 from akko_dr.canary import wait_for_write
 from akko_dr.errors import DrillError
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
 from akko_dr.policy import format_duration
-from akko_dr.ports import CANARY_TABLE, Database, Fingerprint
+from akko_dr.ports import CANARY_TABLE, Database, Fingerprint, StoreRefused
 from akko_dr.targets import Target
 
 STOP_DEADLINE = 30.0
+
+
+def quote_ident(name: str) -> str:
+    """A table name as an SQL identifier, whatever it holds (quotes doubled): never interpolated raw."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def take_backup(target: Target, database: str) -> BackupObject:
@@ -62,6 +68,7 @@ class RestoreDatabaseDrill:
     _t0: float = 0.0
     _t1: float = 0.0
     _sql: Path | None = None
+    _files: list[Path] = field(default_factory=list)  # what the drill wrote in the target's workdir
 
     @property
     def info(self) -> PolicyDatabase:
@@ -103,7 +110,7 @@ class RestoreDatabaseDrill:
         self.target.require_destructive(f"drop table {table} in {self.database}")
         self.last_write_before_incident = self.target.port("canary").newest_write(self.database)
         self.incident_at = utcnow()
-        self.target.db.execute(self.database, f'DROP TABLE "{table}" CASCADE')
+        self.target.db.execute(self.database, f"DROP TABLE {quote_ident(table)} CASCADE")
         self.dropped_table = table
         self.after_incident = self.content()
         self._note(f"incident injected: table {table} dropped in {self.database}")
@@ -129,7 +136,14 @@ class RestoreDatabaseDrill:
         """Fetch the newest dump, check its sha256 and that it decompresses whole."""
         self.backup = latest_backup(self.target.policy, self.target.store, self.database)
         gz = self.target.workdir / f"{self.run_id}-{self.database}.sql.gz"
-        self.target.store.download(self.backup.bucket, self.backup.key, gz)
+        self._files += [gz, gz.with_suffix("")]
+        try:
+            self.target.store.download(self.backup.bucket, self.backup.key, gz)
+        except StoreRefused as err:
+            if err.code not in ("NoSuchKey", "404"):
+                raise
+            raise DrillError(f"backup {self.backup.key} vanished between the listing and the download "
+                             f"({err.code})") from None
         actual = sha256_of(gz)
         if self.backup.sha256 and actual != self.backup.sha256:
             raise DrillError(f"backup {self.backup.key} is corrupt: sha256 {actual[:12]}… differs from "
@@ -141,8 +155,21 @@ class RestoreDatabaseDrill:
                 shutil.copyfileobj(src, dst)
         except (OSError, EOFError, zlib.error) as err:
             raise DrillError(f"backup {self.backup.key} is corrupt or truncated: {err}") from None
+        gz.unlink()  # the checked, decompressed copy is what is replayed
+        self._refuse_unusable(self._sql)
         self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} ({self.backup.size} bytes)")
         return self.backup
+
+    def _refuse_unusable(self, sql: Path) -> None:
+        """Refuse, before any restore, a dump that holds no table or comes from a newer server."""
+        assert self.backup is not None
+        with open(sql, "rb") as fh:
+            content = dump_content.scan(fh)
+        if not content.has_table:
+            raise DrillError(f"backup {self.backup.key} holds no table ({content.sql_bytes} bytes of SQL): "
+                             "nothing to restore")
+        if problem := dump_content.too_new(content, self.backup.key, self.server.server_version()):
+            raise DrillError(problem)
 
     def restore_to_scratch(self) -> None:
         assert self._sql is not None, "pull the backup first"
@@ -218,6 +245,10 @@ class RestoreDatabaseDrill:
         now = self.content()
         names = sorted(set(now) | set(self.after_incident))
         return [t for t in names if now.get(t) != self.after_incident.get(t)]
+
+    def leftover_files(self) -> list[Path]:
+        """Files this run wrote in the target's workdir still there (the downloaded and decompressed dump)."""
+        return sorted(self.target.workdir.glob(f"{self.run_id}-*"))
 
     def leftover_databases(self) -> list[str]:
         """Scratch databases of this run still on the server."""
@@ -308,12 +339,13 @@ class RestoreDatabaseDrill:
         """Undo whatever a failed drill left: scratch dropped, original in place, consumer running."""
         actions: list[str] = []
         for action, step in (("scratch database dropped", self._drop_scratch),
-                             ("consumer restarted", self._restart_if_stopped)):
+                             ("consumer restarted", self._restart_if_stopped),
+                             ("downloaded dump removed", self.discard_files)):
             try:
                 if step():
                     actions.append(action)
-            except DrillError as err:
-                actions.append(f"{action} FAILED: {err}")
+            except Exception as err:  # every undo is tried; a failed one is named, never hidden
+                actions.append(f"{action} FAILED: {type(err).__name__}: {' '.join(str(err).split())}")
         for line in actions:
             self._note(f"abort: {line}")
         return actions
@@ -324,6 +356,14 @@ class RestoreDatabaseDrill:
         self.server.drop(self.scratch)
         self.scratch_created = False
         return True
+
+    def discard_files(self) -> bool:
+        """Remove the dump files this drill wrote in the target's workdir; whether there were any."""
+        present = [path for path in self._files if path.exists()]
+        for path in present:
+            path.unlink()
+        self._files.clear()
+        return bool(present)
 
     def _restart_if_stopped(self) -> bool:
         if not self.consumer_stopped:
@@ -348,15 +388,9 @@ class RestoreDatabaseDrill:
             self.swap_in()
             self.restart_consumer()
             self.validate_service()
-        except DrillError:
+        except BaseException:  # a refusal, an interrupt, or a harness bug: undo, then let it through as is
             self.abort()
             raise
-        except KeyboardInterrupt:
-            self.abort()
-            raise DrillError(f"drill interrupted; {self.database} left as it was before") from None
-        except Exception as err:
-            self.abort()
-            raise DrillError(f"{type(err).__name__}: {str(err).strip().splitlines()[0]}") from err
 
     def evidence(self) -> dict[str, object]:
         """What the report shows for this drill."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from akko_dr.errors import Inconclusive, NotApplicable, PolicyError
+from akko_dr.errors import Inconclusive, NotApplicable, PolicyError, is_harness_bug
 from akko_dr.evidence import context, exports, html, integrity, interrupt, provenance, redact, register
 from akko_dr.evidence.finish import Finishing, finish
 from akko_dr.evidence.record import RunRecord, ScenarioRecord, one_line
@@ -191,6 +191,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         elif report.skipped and call.excinfo is not None:
             rec.error = str(getattr(call.excinfo.value, "msg", call.excinfo.value))
         report.akko_status, report.akko_reason = rec.status, rec.error  # for the console's one line
+        if call.excinfo is not None and is_harness_bug(call.excinfo.value):
+            _harness_bug(item.config.stash[RUN], rec, report)
     if report.when == "call":
         report.akko_figures = html.figures_cell(rec)
     if report.when == "teardown":
@@ -203,6 +205,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if pytest_html is not None:
             extras.append(pytest_html.extras.html(html.scenario(rec)))
         report.extras = extras
+
+
+def _harness_bug(run: RunRecord, rec: ScenarioRecord, report: pytest.TestReport) -> None:
+    """A scenario ended by a defect of the harness: failed, named a harness error (never a refusal of the
+    backup), and the run exits 2."""
+    rec.error = f"harness error: {rec.error}"
+    run.harness_errors.append(f"{rec.name or rec.nodeid}: {rec.error}")
+    report.akko_status, report.akko_reason = "harness-error", rec.error
 
 
 class EvidencePlugin:
@@ -260,6 +270,8 @@ class EvidencePlugin:
         if not (run.scenarios or run.incomplete):
             return
         run.finished_at = utcnow().isoformat()
+        if run.harness_errors:
+            self._harness_error()
         run.write()
         latest = run.run_dir.parent / "latest"
         if latest.is_symlink() or latest.exists():

@@ -146,6 +146,8 @@ class RunRecord:
     declared: list[dict[str, Any]] = field(default_factory=list)  # objectives fixed before the first scenario
     interrupted: dict[str, str] = field(default_factory=dict)  # signal, at (UTC), in (scenario): INCOMPLETE
     not_run: list[str] = field(default_factory=list)  # scenarios collected but never started (interrupted)
+    harness_errors: list[str] = field(default_factory=list)  # scenarios ended by a harness bug: exit 2
+    notes: list[str] = field(default_factory=list)  # what the run did of note (a stale lock taken over)
 
     @property
     def rehearsal(self) -> bool:

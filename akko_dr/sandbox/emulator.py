@@ -8,6 +8,7 @@ first sandbox of a process gets the quick in-thread server; any other one runnin
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -37,13 +38,14 @@ class _ThreadServer:
 
 
 class _ProcessServer:
-    def __init__(self) -> None:
+    def __init__(self, enforce_auth: bool = False) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0") if enforce_auth else None  # moto: check keys
+        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         wait_for("the S3 emulator process to answer", self._answers, START_DEADLINE)
 
     def _answers(self) -> bool:
@@ -64,6 +66,9 @@ class _ProcessServer:
             self._proc.wait()
 
 
-def start_emulator() -> _ThreadServer | _ProcessServer:
-    """A moto S3 server whose state no other running sandbox shares; ``.endpoint``, ``.stop()``."""
+def start_emulator(enforce_auth: bool = False) -> _ThreadServer | _ProcessServer:
+    """A moto S3 server whose state no other running sandbox shares; ``.endpoint``, ``.stop()``. With
+    ``enforce_auth`` it refuses every credential it does not know (InvalidAccessKeyId), as a real one does."""
+    if enforce_auth:
+        return _ProcessServer(enforce_auth=True)
     return _ProcessServer() if _in_process else _ThreadServer()

@@ -1,4 +1,4 @@
-"""Faults a drill must survive: bad backups, an unreachable store, a database lost mid-restore.
+"""Faults a drill must survive: bad backups, a failing object store, a failing PostgreSQL server.
 
 Each fault changes the real sandbox (objects in the bucket, the PostgreSQL server) or the target's
 wiring; ``apply`` returns the target the drill should use, ``clear`` undoes what can be undone.
@@ -9,60 +9,29 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.adapters.s3 import S3ObjectStore
-from akko_dr.backup import dump_key, latest_backup
-from akko_dr.ports import BackupObject, Fault
+from akko_dr.ports import Fault
+from akko_dr.sandbox import fault_dumps, fault_postgres, fault_store
+from akko_dr.sandbox.fault_dumps import BadDump
 from akko_dr.targets import Target
 
 
-def _newer_key(target: Target, newest: BackupObject) -> str:
-    return dump_key(target.policy, newest.database, newest.taken_at + timedelta(seconds=1))
-
-
-def _upload_newer(target: Target, database: str, body: bytes, manifest: BackupObject | None) -> None:
-    newest = latest_backup(target.policy, target.store, database)
-    key = _newer_key(target, newest)
-    target.store.put_bytes(newest.bucket, key, body)
-    if manifest is not None:
-        manifest.key = key
-        target.store.put_bytes(newest.bucket, manifest.manifest_key, manifest.manifest())
-
-
-def remove_backups(target: Target, database: str) -> Target:
-    prefix = target.policy.storage.dump_prefix + database + "_"
-    for obj in target.store.list(target.policy.storage.backups_bucket, prefix):
-        target.store.delete(obj.bucket, obj.key)
-    return target
-
-
 def corrupt_backup(target: Target, database: str) -> Target:
-    """A newer dump whose bytes were damaged after the manifest recorded its sha256."""
-    newest = latest_backup(target.policy, target.store, database)
-    body = bytearray(target.store.read(newest.bucket, newest.key))
-    middle = len(body) // 2
-    body[middle:middle + 16] = bytes(b ^ 0xFF for b in body[middle:middle + 16])
-    _upload_newer(target, database, bytes(body), manifest=newest)
-    return target
+    """A newer dump whose bytes were damaged after the manifest recorded its sha256 (left in place)."""
+    return BadDump(fault_dumps.damaged, manifest="original").apply(target, database)
 
 
 def truncate_backup(target: Target, database: str) -> Target:
-    """A newer dump cut in half, with no manifest (the job died while uploading)."""
-    newest = latest_backup(target.policy, target.store, database)
-    body = target.store.read(newest.bucket, newest.key)
-    _upload_newer(target, database, body[: len(body) // 2], manifest=None)
-    return target
+    """A newer dump cut in half, with no manifest (the job died while uploading; left in place)."""
+    return BadDump(fault_dumps.truncated).apply(target, database)
 
 
 def wrong_database_backup(target: Target, database: str) -> Target:
-    """A newer dump under this database's name that holds another database."""
-    other = next(name for name in target.policy.databases if name != database)
-    source = latest_backup(target.policy, target.store, other)
-    _upload_newer(target, database, target.store.read(source.bucket, source.key), manifest=None)
-    return target
+    """A newer dump under this database's name that holds another database (left in place)."""
+    return BadDump(fault_dumps.other_database).apply(target, database)
 
 
 def unreachable_store(target: Target, database: str) -> Target:
@@ -85,31 +54,36 @@ class ServerLostDuringLoad(PostgresDatabase):
         super().load(name, sql)
 
 
-class InterruptedDuringLoad(PostgresDatabase):
-    """The sandbox database, with an operator pressing Ctrl-C as the restore starts replaying the dump."""
-
-    def __init__(self, inner: PostgresDatabase) -> None:
-        super().__init__(inner._dsn, inner._bin, inner._admin)
-
-    def load(self, name: str, sql: Path) -> None:
-        raise KeyboardInterrupt
+def _stateful(name: str, fault: object) -> Fault:
+    """A fault object with its own ``apply`` and ``clear`` (what it uploaded, mounted or holds)."""
+    return Fault(name, fault.apply, clear=fault.clear)
 
 
-def catalogue(stop_server: Callable[[], None], start_server: Callable[[], None]) -> dict[str, Fault]:
-    """The faults by the names the feature files use."""
+def catalogue(stop_server: Callable[[], None], start_server: Callable[[], None],
+              server_user: str = "postgres") -> dict[str, Fault]:
+    """The faults by the names the feature files use. (An operator's Ctrl-C and SIGTERM at every step
+    are real signals: tests/test_signals.py.)"""
 
     def lose_server(target: Target, database: str) -> Target:
         return replace(target, db=ServerLostDuringLoad(target.db, stop_server))
 
     faults = [
-        Fault("no backup in cold storage", remove_backups),
-        Fault("a corrupt backup", corrupt_backup),
-        Fault("a truncated backup", truncate_backup),
-        Fault("a backup of another database", wrong_database_backup),
+        _stateful("no backup in cold storage", fault_dumps.HiddenBackups()),
+        _stateful("a corrupt backup", BadDump(fault_dumps.damaged, manifest="original")),
+        _stateful("a truncated backup", BadDump(fault_dumps.truncated)),
+        _stateful("a backup of another database", BadDump(fault_dumps.other_database)),
+        _stateful("a backup of garbage SQL", BadDump(fault_dumps.garbage)),
+        _stateful("a backup that fails half-way", BadDump(fault_dumps.fails_half_way)),
+        _stateful("a backup from a newer server", BadDump(fault_dumps.newer_server)),
+        _stateful("an empty backup from a successful job", BadDump(fault_dumps.empty, manifest="own")),
         Fault("an unreachable object store", unreachable_store),
+        _stateful("an object store refusing the credentials", fault_store.RefusedCredentials()),
+        _stateful("an object store that stalls", fault_store.StallingEndpoint()),
+        _stateful("a backup vanishing before its download", fault_store.VanishingObject()),
+        Fault("a missing backups bucket", fault_store.missing_bucket),
         Fault("a database server lost during the restore", lose_server, clear=start_server),
-        Fault("an operator interrupting the restore",
-              lambda target, database: replace(target, db=InterruptedDuringLoad(target.db))),
+        _stateful("a full disk under the scratch database", fault_postgres.FullScratchDisk(server_user)),
+        _stateful("a server at its connection limit", fault_postgres.ConnectionLimit()),
     ]
     return {f.name: f for f in faults}
 

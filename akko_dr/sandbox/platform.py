@@ -136,7 +136,9 @@ class Sandbox:
     def provision_platform(self) -> PostgresDatabase:
         """A new, empty platform: a fresh PostgreSQL server in a new directory, empty hot buckets,
         and the services (stopped) pointed at the new server, as a fresh install from Harbor would."""
-        server, db = start_server(self.root, f"pgdata-rebuilt-{len(self.kept_dirs)}")
+        names = (f"pgdata-rebuilt-{n}" for n in range(1000))
+        rebuilt = next(name for name in names if not (self.root / name).exists())
+        server, db = start_server(self.root, rebuilt)  # never a half-rebuilt server of an interrupted drill
         self.stoppers.append(server.cleanup)
         self.pg_server, self.db = server, db
         for bucket in self.policy.storage.hot_buckets:
@@ -223,8 +225,9 @@ def _start_s3(policy: Policy, endpoint: str | None, root: Path | None = None,
     if minio is not None and endpoint is None and store is None:
         return _start_minio(policy, root, minio)
     moto = start_emulator() if endpoint is None and store is None else None
+    deadline = policy.deadlines["object_store"].total_seconds()
     store = store or S3ObjectStore(moto.endpoint if moto else endpoint, access_key=SANDBOX_KEY,
-                                   secret_key=SANDBOX_KEY)
+                                   secret_key=SANDBOX_KEY, timeout=deadline)
     _create_buckets(policy, store.client)
     what = f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}"
     return ObjectStorage(store, {"object-store": what}, [moto.stop] if moto else [])

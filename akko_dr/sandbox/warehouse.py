@@ -24,10 +24,10 @@ from akko_dr.adapters.iceberg import (
     s3_properties,
     sql_catalog_uri,
 )
-from akko_dr.ports import Fault
+from akko_dr.ports import ICEBERG_CATALOG_SCHEMA, Fault
 
 CATALOG_DATABASE = "polaris"
-CATALOG_SCHEMA = "iceberg_catalog"  # beside the seeded Polaris tables, never mixed with them
+CATALOG_SCHEMA = ICEBERG_CATALOG_SCHEMA  # beside the seeded Polaris tables, never mixed with them
 CATALOG_NAME = "polaris"
 NAMESPACE = "akko"
 EVENTS = f"{NAMESPACE}.events"  # the table the writer appends to
