@@ -233,8 +233,9 @@ def _live_file(tmp_path: Path, target: Target, segregated: str | dict) -> Path:
 def test_the_live_wiring_restores_with_credentials_from_the_environment_and_no_kubernetes_call(
         target: Target, database: str, pushgateway: str, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("AKKO_S3_ACCESS_KEY", "sandbox")
-    monkeypatch.setenv("AKKO_S3_SECRET_KEY", "sandbox")
+    key, secret = target.platform.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
+    monkeypatch.setenv("AKKO_S3_ACCESS_KEY", key)
+    monkeypatch.setenv("AKKO_S3_SECRET_KEY", secret)
     target_file = _live_file(tmp_path, target, _socket_dir(target.segregated_db))
     segregated_dbs = target.segregated_db.databases()
     assert nightly.main(["--target", "live", "--target-file", str(target_file),
@@ -248,8 +249,9 @@ def test_the_live_wiring_restores_with_credentials_from_the_environment_and_no_k
 def test_the_live_wiring_can_restore_on_a_server_of_its_own_in_its_pod(
         target: Target, database: str, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("AKKO_S3_ACCESS_KEY", "sandbox")
-    monkeypatch.setenv("AKKO_S3_SECRET_KEY", "sandbox")
+    key, secret = target.platform.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
+    monkeypatch.setenv("AKKO_S3_ACCESS_KEY", key)
+    monkeypatch.setenv("AKKO_S3_SECRET_KEY", secret)
     target_file = _live_file(tmp_path, target, {"embedded": True})
     source_dbs = target.db.databases()
     assert nightly.main(["--target", "live", "--target-file", str(target_file)]) == 0, capsys.readouterr()

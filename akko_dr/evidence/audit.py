@@ -110,7 +110,8 @@ def _immutability(run: RunRecord, b: dict[str, Any], retention: dict[str, str]) 
     said = b.get("object_lock") or b.get("immutability")
     if said:
         return str(said)
-    store = "; ".join(e for e in run.emulated if e.startswith("object store"))
+    store = "; ".join(e for e in run.emulated if e.startswith("object store")) or (
+        f"object store: {run.components['object-store']}" if run.components.get("object-store") else "")
     return "; ".join(p for p in (f"policy: {retention.get(str(b.get('job')), 'job not in the policy')}",
                                  store) if p)
 
