@@ -346,3 +346,13 @@ class VeleroRestorer(Protocol):
     def newest_completed(self, schedule: str, namespace: str) -> VeleroBackup: ...
     def restore(self, backup: VeleroBackup, namespace_mapping: dict[str, str]) -> str: ...
     def wait(self, restore: str) -> VeleroRestore: ...
+
+
+class RealmRestorer(Protocol):
+    """Drill 3: an identity provider rebuilt from a realm export, on a fresh server of its own."""
+
+    kind: str
+
+    def restore(self, bucket: str, key: str) -> str: ...  # returns what now serves the restored realm
+    def user_login(self) -> tuple[bool, str]: ...  # a realm user's real login there, and its answer
+    def can_authenticate(self, identity: str, secret: str) -> tuple[bool, str]: ...  # on the restored realm

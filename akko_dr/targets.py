@@ -31,6 +31,7 @@ from akko_dr.ports import (
     Orchestrator,
     Platform,
     PlatformSource,
+    RealmRestorer,
     VeleroRestorer,
     VersionedObjectStore,
 )
@@ -70,6 +71,9 @@ class Target:
     probes_allowed: bool = False  # live: write probe objects and canaries (--allow-probes)
     fresh_backup: bool = False  # live: a drill takes its own backup first (--fresh-backup)
     production: bool = False
+    service_checks: dict[str, Callable[[], str]] = field(default_factory=dict)  # database -> its service's
+    # own answer after a restore (Keycloak: a real login); raises DrillError when the service does not serve
+    realm_restore: RealmRestorer | None = None  # Drill 3: the realm export restored into a fresh server
 
     def __post_init__(self) -> None:
         self.name = self.name or self.kind

@@ -17,6 +17,8 @@ from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
+from akko_dr.sandbox.keycloak import DATABASE as KEYCLOAK_DB
+from akko_dr.sandbox.keycloak import SandboxRealmRestore
 from akko_dr.targets import Target
 
 TARGET_KINDS = ("sandbox", "live", "docker")
@@ -49,6 +51,9 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     gaps = dict(SANDBOX_GAPS)
     if sandbox.segregated is None:
         gaps["segregated_db"] = "this sandbox was started without a second PostgreSQL server"
+    keycloak = sandbox.keycloak
+    if keycloak is None:
+        gaps["realm_restore"] = f"no realm export to restore: {sandbox.components.get('identity-provider')}"
     return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
                   orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),
                   buckets=S3BucketInspector(store), source=SandboxSource(sandbox), jobs=sandbox,
@@ -63,7 +68,10 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
                   emulated=[f"object store: {MOTO}", f"orchestrator: {SUPERVISOR}"],
                   emulated_ports={"store": MOTO, "buckets": MOTO, "audit_trail": MOTO,
                                   "orchestrator": SUPERVISOR},
-                  destructive_allowed=True, probes_allowed=True, fresh_backup=True)
+                  destructive_allowed=True, probes_allowed=True, fresh_backup=True,
+                  service_checks={KEYCLOAK_DB: keycloak.serves_logins} if keycloak else {},
+                  realm_restore=keycloak and SandboxRealmRestore(keycloak, sandbox.segregated or sandbox.db,
+                                                                 store))
 
 
 @contextmanager
@@ -76,7 +84,7 @@ def open_sandbox(policy: Policy, scratch: bool = False) -> Iterator[tuple[Sandbo
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
     options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
-               else dict(segregated_server=True))
+               else dict(segregated_server=True, real_identity=True))
     try:
         with start_sandbox(policy, root=workdir / "sandbox", **options) as sandbox:
             yield sandbox, sandbox_target(sandbox, workdir)

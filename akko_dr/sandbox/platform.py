@@ -21,7 +21,16 @@ from akko_dr.adapters.supervisor import LocalSupervisor
 from akko_dr.backup import JobRun, run_job
 from akko_dr.policy import Policy
 from akko_dr.sandbox.emulator import start_emulator
-from akko_dr.sandbox.identity import PostgresLoginRoles, password_hba
+from akko_dr.sandbox.identity import KeycloakAdministrator, PostgresLoginRoles, password_hba
+from akko_dr.sandbox.keycloak import DATABASE as KEYCLOAK_DB
+from akko_dr.sandbox.keycloak import (
+    SandboxKeycloak,
+    heal_database,
+    identity_component,
+    realm_export_job,
+    serve_identities,
+    start_identity_provider,
+)
 from akko_dr.sandbox.seed import schema_sql, warehouse_objects
 
 # Speed only: a crash of the server process loses nothing with these (the OS still holds the pages);
@@ -47,17 +56,24 @@ class Sandbox:
     started_in: float = 0.0
     job_runs: list[JobRun] = field(default_factory=list)
     consumers: tuple[str, ...] = ()
-    identities: PostgresLoginRoles | None = None
+    identities: PostgresLoginRoles | KeycloakAdministrator | None = None
     kept_dirs: list[Path] = field(default_factory=list)  # data directories kept until sign-off
     segregated: PostgresDatabase | None = None  # a second server: restores segregated from the source
     stoppers: list = field(default_factory=list, repr=False)
+    keycloak: SandboxKeycloak | None = None  # the real Keycloak, when provisioned (else: login roles)
+    login_roles: PostgresLoginRoles | None = None  # how the administrator reaches the databases
 
     def runs_job(self, job: str) -> bool:
-        """Whether the sandbox runs this job for real (PostgreSQL dumps and object mirroring)."""
-        return self.policy.jobs[job].kind in SANDBOX_JOB_KINDS
+        """Whether the sandbox runs this job for real (PostgreSQL dumps, object mirroring, and the realm
+        export when Keycloak runs)."""
+        kind = self.policy.jobs[job].kind
+        return kind in SANDBOX_JOB_KINDS or (kind == "realm-export" and self.keycloak is not None)
 
     def run_job(self, job: str) -> JobRun:
-        run = run_job(self.policy, job, self.db, self.store, self.root)
+        if self.policy.jobs[job].kind == "realm-export" and self.keycloak is not None:
+            run = realm_export_job(self.keycloak, job, self.store, self.policy.storage.backups_bucket)
+        else:
+            run = run_job(self.policy, job, self.db, self.store, self.root)
         self.job_runs.append(run)
         return run
 
@@ -72,7 +88,10 @@ class Sandbox:
             if running:
                 self.supervisor.scale(service, 0)
             self.db.drop(name)
-            _seed_one(self.db, name)
+            if self.keycloak is not None and name == KEYCLOAK_DB:
+                heal_database(self.keycloak, self.db)
+            else:
+                _seed_one(self.db, name)
             if running:
                 self.supervisor.scale(service, running)
             healed.append(name)
@@ -188,8 +207,8 @@ def _seed_one(db: PostgresDatabase, name: str) -> set[str]:
     return set(db.fingerprint(name))
 
 
-def _seed(policy: Policy, db: PostgresDatabase) -> dict[str, set[str]]:
-    return {name: _seed_one(db, name) for name in policy.databases}
+def _seed(policy: Policy, db: PostgresDatabase, skip: tuple[str, ...] = ()) -> dict[str, set[str]]:
+    return {name: _seed_one(db, name) for name in policy.databases if name not in skip}
 
 
 def _register_consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor,
@@ -210,11 +229,14 @@ def _consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor
 @contextmanager
 def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | None = None,
                   consumers: tuple[str, ...] = ("superset_metadata",),
-                  initial_backups: bool = True, segregated_server: bool = False) -> Iterator[Sandbox]:
+                  initial_backups: bool = True, segregated_server: bool = False,
+                  real_identity: bool = False) -> Iterator[Sandbox]:
     """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down.
 
     With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service;
-    with ``segregated_server`` a second PostgreSQL server takes restores segregated from the source.
+    with ``segregated_server`` a second PostgreSQL server takes restores segregated from the source;
+    with ``real_identity`` Keycloak serves the identity provider when provisioned (its start is slow:
+    it runs beside the rest of the start), PostgreSQL login roles stand in for it otherwise.
     """
     started = time.monotonic()
     owned = root is None
@@ -225,10 +247,11 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
     try:
         pg_server, db = start_server(root)
         stoppers.append(pg_server.cleanup)
+        keycloak = start_identity_provider(policy, db, root / "keycloak", stoppers) if real_identity else None
         moto, store = _start_s3(policy, s3_endpoint)
         if moto is not None:
             stoppers.append(moto.stop)
-        seeded = _seed(policy, db)
+        seeded = _seed(policy, db, skip=(KEYCLOAK_DB,) if keycloak else ())
         (root / "logs").mkdir(exist_ok=True)
         supervisor = LocalSupervisor(root / "logs")
         stoppers.append(supervisor.stop_all)
@@ -239,10 +262,17 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
             "object-store": f"{'moto S3 emulator' if moto else 'S3'} at {store.endpoint}",
             "orchestrator": "local process supervisor (stands in for Kubernetes)",
         }
-        identities = PostgresLoginRoles(db, policy, Path(pg_server.pgdata) / "log")
+        roles = PostgresLoginRoles(db, policy, Path(pg_server.pgdata) / "log")
         sandbox = Sandbox(policy, root, db, store, supervisor, components, pg_server, seeded,
-                          consumers=tuple(consumers), identities=identities, stoppers=stoppers)
-        sandbox.identities.provision_all()
+                          consumers=tuple(consumers), identities=roles, stoppers=stoppers, login_roles=roles)
+        if keycloak is not None:
+            serve_identities(sandbox, keycloak.result())
+            if KEYCLOAK_DB not in consumers:  # Keycloak's service writes canaries, like the others
+                _consumers(policy, db, supervisor, (KEYCLOAK_DB,))
+                sandbox.consumers += (KEYCLOAK_DB,)
+        else:
+            roles.provision_all()
+        components["identity-provider"] = identity_component(sandbox, real_identity)
         if segregated_server:
             second, sandbox.segregated = start_server(root, "pgdata-segregated")
             stoppers.append(second.cleanup)
