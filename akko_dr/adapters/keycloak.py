@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from keycloak import KeycloakAdmin, KeycloakOpenID
-from keycloak.exceptions import KeycloakError
+from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
+from keycloak.exceptions import KeycloakError, KeycloakPostError
 
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.measure import wait_for
@@ -27,6 +27,17 @@ def token_error(err: KeycloakError, secret: str = "") -> str:
     return text.replace(secret, "***") if secret else text
 
 
+class _AdminConnection(KeycloakOpenIDConnection):
+    """The admin API session; logs in again when its session is gone (e.g. Keycloak's database was
+    restored under it, taking the session away) instead of failing on the refresh."""
+
+    def refresh_token(self) -> None:
+        try:
+            super().refresh_token()
+        except KeycloakPostError:
+            self.get_token()
+
+
 class KeycloakIdentities:
     """The users of one Keycloak realm; ``login_client``: a public client allowed the password grant."""
 
@@ -35,9 +46,9 @@ class KeycloakIdentities:
         self.url, self.realm, self.login_client = url, realm, login_client
         self.kind = f"Keycloak {version} realm {realm} at {url}".replace("  ", " ")
         # no retries: a retried POST after a slow answer would be refused as a duplicate (HTTP 409)
-        self._admin = KeycloakAdmin(server_url=url, username=admin_user, password=admin_password,
-                                    realm_name=realm, user_realm_name="master", client_id="admin-cli",
-                                    timeout=timeout, max_retries=0)
+        self._admin = KeycloakAdmin(connection=_AdminConnection(
+            server_url=url, username=admin_user, password=admin_password, realm_name=realm,
+            user_realm_name="master", client_id="admin-cli", timeout=timeout, max_retries=0))
         self._secrets: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -146,11 +157,15 @@ class KeycloakIdentities:
         return f"{identity} logged in on {self.kind} ({answers[-1]})"
 
     def statement_log(self, identity: str) -> list[str]:
-        """The realm's stored login events of ``identity`` (events must be enabled on the realm)."""
-        try:
-            events = self._admin.get_events({"user": self.require(identity)})
-        except KeycloakError:
+        """The realm's stored login events of ``identity`` (events must be enabled on the realm); none for
+        a user the realm does not know."""
+        user_id = self._user_id(identity)
+        if user_id is None:
             return []
+        try:
+            events = self._admin.get_events({"user": user_id})
+        except KeycloakError as err:
+            raise TargetUnavailable(f"Keycloak events of {identity} unreadable: {token_error(err)}") from None
         return [f"{datetime.fromtimestamp(e['time'] / 1000, UTC).isoformat(timespec='milliseconds')} "
                 f"keycloak {self.realm} {e.get('type')} {identity} client={e.get('clientId')} "
                 f"ip={e.get('ipAddress')}{' error=' + e['error'] if e.get('error') else ''}"

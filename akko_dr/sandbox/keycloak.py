@@ -13,11 +13,13 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,7 +117,7 @@ class SocketRelay:
         finally:
             for sock in (src, dst):
                 self._open.discard(sock)
-                with _quiet():
+                with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
 
@@ -123,16 +125,8 @@ class SocketRelay:
         self._closed = True
         self._listener.close()
         for sock in list(self._open):
-            with _quiet():
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
 
 
 def unix_socket_of(db: PostgresDatabase) -> str:
@@ -188,12 +182,14 @@ class KeycloakServer:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
+        """SIGTERM (kc.sh forwards it to the JVM), then SIGKILL to its whole process group after 30 s."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                with suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         if self.relay is not None:
             self.relay.close()
