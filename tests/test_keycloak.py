@@ -4,6 +4,7 @@ test still runs."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,16 +19,21 @@ from akko_dr.errors import NotApplicable
 from akko_dr.policy import Policy
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.identity import PostgresLoginRoles
-from akko_dr.sandbox.keycloak import LOGIN_CLIENT, SandboxKeycloak, keycloak_home
+from akko_dr.sandbox.keycloak import LOGIN_CLIENT, SWITCH, SandboxKeycloak, keycloak_home
 from akko_dr.targets import Target, new_run_id
 from akko_dr.wiring import sandbox_target
 
 ADMIN = "akko-admin"
+SESSION_SWITCH = os.environ.get(SWITCH)  # as the run was started, before any test changed it
 
 
 @pytest.fixture
-def keycloak(sandbox: Sandbox) -> SandboxKeycloak:
-    """The sandbox's Keycloak; a skip with the reason only when none is provisioned."""
+def keycloak(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> SandboxKeycloak:
+    """The sandbox's Keycloak; a skip with the reason only when none is provisioned or it is switched off
+    for the whole run."""
+    if SESSION_SWITCH == "off":
+        pytest.skip(f"Keycloak switched off for this run by {SWITCH}=off")
+    monkeypatch.delenv(SWITCH)  # tests/conftest.py switches it off for the runs a test starts itself
     home, why = keycloak_home()
     if home is None:
         pytest.skip(why)
@@ -103,17 +109,24 @@ def test_drill_1_restores_the_keycloak_database_under_the_running_keycloak_and_a
     assert keycloak.identities.can_authenticate("user2", keycloak.identities.credential("user2"))[0]
 
 
+@pytest.mark.parametrize(("cache", "switch", "why"), [
+    ("empty-cache", None, "Keycloak 26.7.3 not provisioned in "),
+    (None, "off", "Keycloak switched off by AKKO_DR_KEYCLOAK=off")])
 def test_without_keycloak_the_stand_in_serves_and_is_named(policy: Policy, monkeypatch: pytest.MonkeyPatch,
-                                                           tmp_path: Path) -> None:
-    monkeypatch.setenv("AKKO_DR_CACHE", str(tmp_path / "empty-cache"))
+                                                           tmp_path: Path, cache: str | None,
+                                                           switch: str | None, why: str) -> None:
+    if cache:
+        monkeypatch.setenv("AKKO_DR_CACHE", str(tmp_path / cache))
+    monkeypatch.delenv(SWITCH)
+    if switch:
+        monkeypatch.setenv(SWITCH, switch)
     root = Path(tempfile.mkdtemp(prefix="akko-dr-no-keycloak-"))
     try:
         with start_sandbox(policy, root=root / "sandbox", consumers=(), initial_backups=False,
                            real_identity=True) as own:
             target = sandbox_target(own, root)
             served = target.components["identity-provider"]
-            assert served.startswith("PostgreSQL login roles (stand-in for Keycloak: Keycloak 26.7.3 not "
-                                     "provisioned in "), served
+            assert served.startswith(f"PostgreSQL login roles (stand-in for Keycloak: {why}"), served
             assert own.keycloak is None and isinstance(own.identities, PostgresLoginRoles)
             assert own.runs_job("akko-keycloak-realm-export") is False
             drill = RansomwareDrill(target, ADMIN, new_run_id())

@@ -47,6 +47,7 @@ ADMIN_CLIENT = "admin-cli"
 LOGIN_CLIENT = "akko-portal"  # the realm's public client with direct access grants: the login probe's
 CLIENTS = ("akko-superset", "akko-airflow", "akko-openmetadata", "akko-mlflow")  # confidential clients
 PROVISION = "run scripts/real-services.sh keycloak"
+SWITCH = "AKKO_DR_KEYCLOAK"
 PROBE_USER = "user1"  # an ordinary user whose login proves Keycloak serves the realm
 USERS = 20
 
@@ -56,7 +57,10 @@ def cache_dir() -> Path:
 
 
 def keycloak_home() -> tuple[Path | None, str]:
-    """The provisioned Keycloak installation, or None and why there is none."""
+    """The provisioned Keycloak installation, or None and why there is none (``AKKO_DR_KEYCLOAK=off``
+    switches it off: the stand-in serves, and says so)."""
+    if os.environ.get(SWITCH) == "off":
+        return None, f"Keycloak switched off by {SWITCH}=off"
     home = cache_dir() / f"keycloak-{VERSION}"
     stamp = home / ".akko-dr-provisioned"
     if not (home / "bin" / "kc.sh").is_file() or not stamp.is_file():
