@@ -436,6 +436,8 @@ class Warehouse(Protocol):
         (refused if another commit came first); the new snapshot."""
 
     def retention(self, table: str) -> SnapshotRetention: ...
+
+
 # -- point-in-time recovery (WAL archive) ---------------------------------------------------------
 @dataclass(frozen=True)
 class WalSegment:
@@ -521,3 +523,11 @@ class PointInTimeRecovery(Protocol):
 
     def recover(self, backup: BaseBackup, target_time: datetime, name: str) -> Recovery: ...
     def discard(self, recovery: Recovery) -> None: ...
+class RealmRestorer(Protocol):
+    """Drill 3: an identity provider rebuilt from a realm export, on a fresh server of its own."""
+
+    kind: str
+
+    def restore(self, bucket: str, key: str) -> str: ...  # returns what now serves the restored realm
+    def user_login(self) -> tuple[bool, str]: ...  # a realm user's real login there, and its answer
+    def can_authenticate(self, identity: str, secret: str) -> tuple[bool, str]: ...  # on the restored realm

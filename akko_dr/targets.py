@@ -32,6 +32,7 @@ from akko_dr.ports import (
     Platform,
     PlatformSource,
     PointInTimeRecovery,
+    RealmRestorer,
     VeleroRestorer,
     VersionedObjectStore,
     WalArchive,
@@ -77,6 +78,9 @@ class Target:
     warehouse: Warehouse | None = None  # the Iceberg tables through their catalog (issue 15)
     wal_archive: WalArchive | None = None  # the WAL archive (Barman cloud layout) and its archiver
     pitr: PointInTimeRecovery | None = None  # point-in-time recovery on a second server
+    service_checks: dict[str, Callable[[], str]] = field(default_factory=dict)  # database -> its service's
+    # own answer after a restore (Keycloak: a real login); raises DrillError when the service does not serve
+    realm_restore: RealmRestorer | None = None  # Drill 3: the realm export restored into a fresh server
 
     def __post_init__(self) -> None:
         self.name = self.name or self.kind

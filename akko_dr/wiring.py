@@ -23,6 +23,8 @@ from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
+from akko_dr.sandbox.keycloak import DATABASE as KEYCLOAK_DB
+from akko_dr.sandbox.keycloak import SandboxRealmRestore
 from akko_dr.sandbox.platform import SANDBOX_KEY, RealServers
 from akko_dr.sandbox.processes import binary
 from akko_dr.sandbox.wal import WalSource, missing_segment, start_wal_archiving
@@ -99,6 +101,9 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     else:
         fault = catalog_fault(sandbox.stop_postgres, sandbox.start_postgres)
         faults[fault.name] = fault
+    keycloak = sandbox.keycloak
+    if keycloak is None:
+        gaps["realm_restore"] = f"no realm export to restore: {sandbox.components.get('identity-provider')}"
     return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
                   orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),
                   buckets=buckets, source=SandboxSource(sandbox), jobs=sandbox,
@@ -115,7 +120,10 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
                   emulated=[f"{port}: {what}" for port, what in _emulated(emulator).items()],
                   emulated_ports=_emulated_ports(emulator),
                   destructive_allowed=True, probes_allowed=True, fresh_backup=True,
-                  warehouse=sandbox.warehouse)
+                  warehouse=sandbox.warehouse,
+                  service_checks={KEYCLOAK_DB: keycloak.serves_logins} if keycloak else {},
+                  realm_restore=keycloak and SandboxRealmRestore(keycloak, sandbox.segregated or sandbox.db,
+                                                                 store))
 
 
 @contextmanager
@@ -130,7 +138,7 @@ def open_sandbox(policy: Policy, scratch: bool = False,
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
     options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
-               else dict(segregated_server=True, iceberg=True))
+               else dict(segregated_server=True, iceberg=True, real_identity=True))
     try:
         with start_sandbox(policy, root=workdir / "sandbox", servers=servers or real_servers(),
                            **options) as sandbox:

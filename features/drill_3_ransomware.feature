@@ -56,3 +56,11 @@ Feature: Drill 3 — Ransomware / compromise
     When an ADR is written from this run's Drill 3 evidence
     Then the ADR has every Drill 3 scenario of this run with its outcome
     And the ADR names every Drill 3 failure with its reason
+
+  @class-control-plane @dora-12.3
+  Scenario: The identity provider is rebuilt from its realm export without the stolen credentials
+    Given an attacker holds the credentials of the compromised identity
+    When the compromised identity is suspended and its credentials rotated
+    And the realm is exported and the export restored into a fresh identity provider
+    Then a user of the realm logs in on the fresh identity provider
+    And the attacker's credentials do not work on the fresh identity provider

@@ -288,3 +288,24 @@ def _(adr: str, drill_3_records: list[ScenarioRecord]) -> None:
 def _(adr: str, drill_3_records: list[ScenarioRecord]) -> None:
     missing = [r.name for r in drill_3_records if r.status == "failed" and f"{r.name}: {r.error}" not in adr]
     assert not missing, f"expected every failure named with its reason; actual: missing {', '.join(missing)}"
+
+
+# -- the identity provider rebuilt from its realm export ---------------------------------------
+@when("the realm is exported and the export restored into a fresh identity provider")
+def _(drill_3: RansomwareDrill, evidence: ScenarioRecord) -> None:
+    evidence.details["realm export"] = drill_3.export_realm()
+    evidence.details["fresh identity provider"] = drill_3.restore_realm()
+
+
+@then("a user of the realm logs in on the fresh identity provider")
+def _(drill_3: RansomwareDrill, evidence: ScenarioRecord) -> None:
+    works, answer = drill_3.restored_realm_login()
+    evidence.details["login on the fresh identity provider"] = answer
+    assert works, f"expected a realm user to log in on the fresh identity provider; actual: {answer}"
+
+
+@then("the attacker's credentials do not work on the fresh identity provider")
+def _(drill_3: RansomwareDrill, evidence: ScenarioRecord) -> None:
+    works, answer = drill_3.stolen_credentials_work_on_restored_realm()
+    evidence.details["stolen credentials on the fresh identity provider"] = answer
+    assert not works, f"expected the stolen credentials refused there; actual: {answer}"

@@ -10,3 +10,10 @@ pytest_plugins = ["pytester"]
 def _runtime_secrets_stay_in_their_test(monkeypatch: pytest.MonkeyPatch) -> None:
     """Credential values a library test resolves (often plain words) stay out of the suite's redaction set."""
     monkeypatch.setattr(redact, "RUNTIME", dict(redact.RUNTIME))
+
+
+@pytest.fixture(autouse=True)
+def _keycloak_starts_once_per_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keycloak's start is slow: it runs once, in this session's sandbox (set up before this fixture).
+    The runs a test starts itself (akko-dr in a subprocess) use the stand-in, and their reports say so."""
+    monkeypatch.setenv("AKKO_DR_KEYCLOAK", "off")

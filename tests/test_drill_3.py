@@ -25,7 +25,7 @@ def test_a_contained_identity_cannot_log_in_and_no_secret_shows(target: Target, 
     sandbox.identities.provision("akko-admin")
     drill = RansomwareDrill(target, "akko-admin", new_run_id())
     drill.steal_credentials()
-    assert drill.stolen_credentials_work() == (True, "logged in")
+    assert drill.stolen_credentials_work()[0] is True
     sandbox.identities.act_as("akko-admin", drill.stolen, "aden", "SELECT 'marker-42'")
     assert any("marker-42" in line for line in sandbox.identities.statement_log("akko-admin"))
     drill.contain()

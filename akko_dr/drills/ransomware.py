@@ -54,6 +54,7 @@ class RansomwareDrill:
     recovery: RestoreDatabaseDrill | None = None
     drill_backups: set[str] = field(default_factory=set)  # backups the drill took itself, for the RPO basis
     rebuild: FullRebuildDrill | None = None  # when the damage declared is the whole platform
+    realm_restored: str = ""  # what serves the realm restored from its export (containment)
     log: list[str] = field(default_factory=list)
 
     @property
@@ -107,6 +108,41 @@ class RansomwareDrill:
     def stolen_credentials_work(self) -> tuple[bool, str]:
         """Whether the attacker's credentials still log in, and the provider's answer."""
         return self._identities().can_authenticate(self.identity, self.stolen)
+
+    def export_realm(self) -> str:
+        """Run the realm-export job now, after containment (the export then holds the rotated password,
+        not the stolen one); return where it wrote."""
+        self.target.port("realm_restore")  # a target that cannot restore a realm says why, before any export
+        jobs = [name for name, job in self.target.policy.jobs.items() if job.kind == "realm-export"]
+        if not jobs:
+            raise DrillError("the policy names no realm-export job: no realm export to restore")
+        run = self.target.port("jobs").run_job(jobs[0])
+        if not run.succeeded:
+            raise DrillError(f"realm-export job {jobs[0]} failed: {run.error or run.last_log_line}")
+        self._note(f"realm export: {run.last_log_line}")
+        return run.last_log_line
+
+    def restore_realm(self) -> str:
+        """Restore the newest realm export into a fresh identity provider of its own."""
+        restorer = self.target.port("realm_restore")
+        where = self.target.port("source").realm_exports
+        if where is None:
+            raise DrillError("the target names no location for realm exports")
+        exports = [o for o in self.target.store.list(where.bucket, where.prefix) if o.key.endswith(".json")]
+        if not exports:
+            raise DrillError(f"no realm export in s3://{where.bucket}/{where.prefix}")
+        newest = max(exports, key=lambda o: (o.last_modified, o.key))
+        self.realm_restored = restorer.restore(where.bucket, newest.key)
+        self._note(f"realm restored: {self.realm_restored}")
+        return self.realm_restored
+
+    def restored_realm_login(self) -> tuple[bool, str]:
+        """A realm user's real login on the fresh identity provider, and its answer."""
+        return self.target.port("realm_restore").user_login()
+
+    def stolen_credentials_work_on_restored_realm(self) -> tuple[bool, str]:
+        """Whether the attacker's credentials log in on the fresh identity provider."""
+        return self.target.port("realm_restore").can_authenticate(self.identity, self.stolen)
 
     # -- 2. preserve -----------------------------------------------------------------------
     def preserve(self, bundle_dir: Path) -> dict[str, str]:
@@ -216,6 +252,8 @@ class RansomwareDrill:
                                   "logs layer queries": self.queries or "no logs layer: read from the bucket",
                                   "identity provider's statement log": self.statements,
                                   "evidence bundle (sha256)": self.bundle, "log": self.log}
+        if self.realm_restored:
+            out["realm restored from its export"] = self.realm_restored
         if self.recovery is not None:
             out["recovery (Drill 1)"] = self.recovery.evidence()
         if self.rebuild is not None:

@@ -61,6 +61,7 @@ class RestoreDatabaseDrill:
     incident_at: datetime | None = None
     drill_backups: set[str] = field(default_factory=set)  # keys of backups the drill took itself
     verified_how: str = ""  # the integrity check the restored copy passed
+    service_answer: str = ""  # the service's own answer after the restore (Keycloak: a real login)
     replicas_before: int = 1  # the service's replicas before the drill stopped it
     restore_server: Database | None = None  # a server segregated from the source; None: the source's own
     after_incident: Fingerprint = field(default_factory=dict)
@@ -226,8 +227,12 @@ class RestoreDatabaseDrill:
         self._note(f"consumer {self.info.consumer} restarted with {self.replicas_before} replica(s)")
 
     def validate_service(self) -> None:
-        """The service is back once its consumer commits to the restored database; stops the RTO clock."""
+        """The service is back once its consumer commits to the restored database and, where the target
+        has a check of the service itself (Keycloak: a real login), that check passes; stops the RTO clock."""
         wait_for_write(self.target.port("canary"), self.database, after=self.newest_surviving_write)
+        if check := self.target.service_checks.get(self.database):
+            self.service_answer = check()
+            self._note(f"service answers: {self.service_answer}")
         self._t1 = time.monotonic()
         self.validated_at = utcnow()
         self._note("service validated")
@@ -402,6 +407,8 @@ class RestoreDatabaseDrill:
         }
         if self.verified_how:
             out["integrity check"] = self.verified_how
+        if self.service_answer:
+            out["service check"] = self.service_answer
         if self.backup:
             out["backup"] = self.backup.provenance()
         return out

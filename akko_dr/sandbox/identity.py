@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql as q
 
+from akko_dr.adapters.keycloak import KeycloakIdentities
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.errors import DrillError
 from akko_dr.measure import utcnow
@@ -51,9 +52,9 @@ class PostgresLoginRoles:
         if identity:
             self.provision(identity)
 
-    def provision(self, identity: str) -> None:
-        """(Re-)create ``identity`` as an active administrator with a fresh password."""
-        secret = secrets.token_urlsafe(18)
+    def provision(self, identity: str, secret: str | None = None) -> None:
+        """(Re-)create ``identity`` as an active administrator with ``secret`` (a fresh one by default)."""
+        secret = secret or secrets.token_urlsafe(18)
         role = q.Identifier(identity)
         if not self.exists(identity):
             self._query(q.SQL("CREATE ROLE {} SUPERUSER").format(role))
@@ -141,3 +142,53 @@ class SandboxAttacker:
         action = match.group(1).upper() if match else statement.split()[0].upper()
         what = f"{database}.{match.group(2)}" if match and match.group(2) else database
         self.trail.record(AuditEvent(utcnow(), identity, action, what, "sandbox logs layer"))
+
+
+class KeycloakAdministrator:
+    """The sandbox's identity provider when Keycloak serves it: the administrator is a user of the real
+    Keycloak realm and, with the same password (reused, as a stolen one often is), a PostgreSQL login role
+    (how the attacker reached the database). Containment acts on both; the token endpoint answers first."""
+
+    def __init__(self, keycloak: KeycloakIdentities, roles: PostgresLoginRoles) -> None:
+        self.keycloak, self.roles = keycloak, roles
+        self.kind = f"{keycloak.kind} (real server), with the administrator's PostgreSQL login role"
+
+    def __repr__(self) -> str:
+        return f"KeycloakAdministrator({self.keycloak!r}, {self.roles!r})"
+
+    def require(self, identity: str) -> None:
+        self.keycloak.require(identity)
+
+    def provision(self, identity: str) -> None:
+        """An active Keycloak administrator and its login role, both with one fresh password."""
+        self.keycloak.provision(identity)
+        self.roles.provision(identity, self.keycloak.credential(identity))
+
+    def credential(self, identity: str) -> str:
+        return self.keycloak.credential(identity)
+
+    def suspend(self, identity: str) -> int:
+        """Keycloak user disabled and its sessions revoked; the login role NOLOGIN and its sessions ended."""
+        return self.keycloak.suspend(identity) + self.roles.suspend(identity)
+
+    def rotate(self, identity: str) -> None:
+        """A new password in Keycloak, and a new one (not the same) for the login role."""
+        self.keycloak.rotate(identity)
+        self.roles.rotate(identity)
+
+    def can_authenticate(self, identity: str, secret: str) -> tuple[bool, str]:
+        """Keycloak's token endpoint, then PostgreSQL: works if either lets ``secret`` in."""
+        by_token, token_answer = self.keycloak.can_authenticate(identity, secret)
+        by_role, role_answer = self.roles.can_authenticate(identity, secret)
+        return by_token or by_role, f"Keycloak: {token_answer}; PostgreSQL: {role_answer}"
+
+    def statement_log(self, identity: str) -> list[str]:
+        """Keycloak's login events of the identity, then its PostgreSQL statements."""
+        return self.keycloak.statement_log(identity) + self.roles.statement_log(identity)
+
+    def act_as(self, identity: str, secret: str, database: str, statement: str) -> None:
+        """The attacker signs in to Keycloak with the stolen password, then runs ``statement``."""
+        signed_in, answer = self.keycloak.can_authenticate(identity, secret)
+        if not signed_in:
+            raise DrillError(f"the attacker could not sign in as {identity}: {answer}")
+        self.roles.act_as(identity, secret, database, statement)

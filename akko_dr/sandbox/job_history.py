@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from akko_dr.policy import BackupJob
 from akko_dr.ports import JobStatus, VeleroBackup, VeleroSchedule
+from akko_dr.sandbox.keycloak import export_location
 
 if TYPE_CHECKING:
     from akko_dr.sandbox.platform import Sandbox
@@ -23,6 +24,8 @@ class SandboxSource:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
+        if sandbox.keycloak is not None:  # the realm-export job writes where a live target file would say
+            self.realm_exports = export_location(sandbox.policy)
 
     def no_runs(self, job: BackupJob) -> str | None:
         if self._sandbox.runs_job(job.name):

@@ -23,7 +23,16 @@ from akko_dr.backup import JobRun, run_job
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
 from akko_dr.sandbox.emulator import start_emulator
-from akko_dr.sandbox.identity import PostgresLoginRoles, password_hba
+from akko_dr.sandbox.identity import KeycloakAdministrator, PostgresLoginRoles, password_hba
+from akko_dr.sandbox.keycloak import DATABASE as KEYCLOAK_DB
+from akko_dr.sandbox.keycloak import (
+    SandboxKeycloak,
+    heal_database,
+    identity_component,
+    realm_export_job,
+    serve_identities,
+    start_identity_provider,
+)
 from akko_dr.sandbox.logs import VictoriaLogsServer
 from akko_dr.sandbox.minio import MinioServer, MinioUsers
 from akko_dr.sandbox.seed import schema_sql, warehouse_objects
@@ -51,7 +60,7 @@ class Sandbox:
     started_in: float = 0.0
     job_runs: list[JobRun] = field(default_factory=list)
     consumers: tuple[str, ...] = ()
-    identities: PostgresLoginRoles | None = None
+    identities: PostgresLoginRoles | KeycloakAdministrator | None = None
     kept_dirs: list[Path] = field(default_factory=list)  # data directories kept until sign-off
     segregated: PostgresDatabase | None = None  # a second server: restores segregated from the source
     stoppers: list = field(default_factory=list, repr=False)
@@ -61,14 +70,21 @@ class Sandbox:
     replica_keys: tuple[str, str] | None = None  # real MinIO: the replica server's root keys
     logs: VictoriaLogsServer | None = None  # the logs layer, where its binary is provisioned
     replication_suspended: bool = False
+    keycloak: SandboxKeycloak | None = None  # the real Keycloak, when provisioned (else: login roles)
+    login_roles: PostgresLoginRoles | None = None  # how the administrator reaches the databases
 
     def runs_job(self, job: str) -> bool:
-        """Whether the sandbox runs this job for real (PostgreSQL dumps and object mirroring)."""
-        return self.policy.jobs[job].kind in SANDBOX_JOB_KINDS
+        """Whether the sandbox runs this job for real (PostgreSQL dumps, object mirroring, and the realm
+        export when Keycloak runs)."""
+        kind = self.policy.jobs[job].kind
+        return kind in SANDBOX_JOB_KINDS or (kind == "realm-export" and self.keycloak is not None)
 
     def run_job(self, job: str) -> JobRun:
         if self.replication_suspended and self.policy.jobs[job].kind == "mirror":
             return self._record(JobRun(job, utcnow(), utcnow(), error=f"{job} is suspended: nothing copied"))
+        if self.policy.jobs[job].kind == "realm-export" and self.keycloak is not None:
+            return self._record(realm_export_job(self.keycloak, job, self.store,
+                                                 self.policy.storage.backups_bucket))
         return self._record(run_job(self.policy, job, self.db, self.store, self.root))
 
     def s3_keys(self) -> tuple[str, str]:
@@ -95,7 +111,10 @@ class Sandbox:
             if running:
                 self.supervisor.scale(service, 0)
             self.db.drop(name)
-            _seed_one(self.db, name)
+            if self.keycloak is not None and name == KEYCLOAK_DB:
+                heal_database(self.keycloak, self.db)
+            else:
+                _seed_one(self.db, name)
             if running:
                 self.supervisor.scale(service, running)
             healed.append(name)
@@ -304,8 +323,8 @@ def _seed_one(db: PostgresDatabase, name: str) -> set[str]:
     return set(db.fingerprint(name))
 
 
-def _seed(policy: Policy, db: PostgresDatabase) -> dict[str, set[str]]:
-    return {name: _seed_one(db, name) for name in policy.databases}
+def _seed(policy: Policy, db: PostgresDatabase, skip: tuple[str, ...] = ()) -> dict[str, set[str]]:
+    return {name: _seed_one(db, name) for name in policy.databases if name not in skip}
 
 
 def _register_consumers(policy: Policy, db: PostgresDatabase, supervisor: LocalSupervisor,
@@ -329,14 +348,16 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
                   initial_backups: bool = True, segregated_server: bool = False,
                   start_pg: Callable[..., tuple] = start_server,
                   store: S3ObjectStore | None = None, iceberg: bool = False,
-                  servers: RealServers | None = None) -> Iterator[Sandbox]:
+                  servers: RealServers | None = None, real_identity: bool = False) -> Iterator[Sandbox]:
     """Start a sandbox in ``root`` (a fresh temp dir by default), yield it, tear it all down.
 
     With ``initial_backups`` every job the sandbox runs has run once, as on a platform in service;
     with ``segregated_server`` a second PostgreSQL server takes restores segregated from the source.
     ``start_pg(root, name)`` starts each PostgreSQL server (the docker target's run in containers);
     ``store``: an S3 endpoint already running (its buckets are created here) instead of a server started
-    here; ``servers`` names the real servers' binaries to run (MinIO, VictoriaLogs), else the emulator serves.
+    here; ``servers`` names the real servers' binaries to run (MinIO, VictoriaLogs), else the emulator serves;
+    with ``real_identity`` Keycloak serves the identity provider when provisioned (its start is slow:
+    it runs beside the rest of the start), PostgreSQL login roles stand in for it otherwise.
     """
     servers = servers or RealServers()
     started = time.monotonic()
@@ -348,13 +369,14 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
     try:
         pg_server, db = start_pg(root)
         stoppers.append(pg_server.cleanup)
+        keycloak = start_identity_provider(policy, db, root / "keycloak", stoppers) if real_identity else None
         storage = _start_s3(policy, s3_endpoint, root, servers.minio, store)
         stoppers += storage.stoppers
         logs = VictoriaLogsServer(servers.victoria_logs, root / "victoria-logs" / "data") \
             if servers.victoria_logs else None
         if logs is not None:
             stoppers.append(logs.stop)
-        seeded = _seed(policy, db)
+        seeded = _seed(policy, db, skip=(KEYCLOAK_DB,) if keycloak else ())
         (root / "logs").mkdir(exist_ok=True)
         supervisor = LocalSupervisor(root / "logs")
         stoppers.append(supervisor.stop_all)
@@ -367,12 +389,19 @@ def start_sandbox(policy: Policy, root: Path | None = None, s3_endpoint: str | N
         }
         if logs is not None:
             components["logs layer"] = logs.describe()
-        identities = PostgresLoginRoles(db, policy, Path(pg_server.pgdata) / "log")
+        roles = PostgresLoginRoles(db, policy, Path(pg_server.pgdata) / "log")
         sandbox = Sandbox(policy, root, db, storage.store, supervisor, components, pg_server, seeded,
-                          consumers=tuple(consumers), identities=identities, stoppers=stoppers,
+                          consumers=tuple(consumers), identities=roles, stoppers=stoppers, login_roles=roles,
                           s3_users=storage.users, replica=storage.replica, logs=logs,
                           replica_keys=storage.replica_keys)
-        sandbox.identities.provision_all()
+        if keycloak is not None:
+            serve_identities(sandbox, keycloak.result())
+            if KEYCLOAK_DB not in consumers:  # Keycloak's service writes canaries, like the others
+                _consumers(policy, db, supervisor, (KEYCLOAK_DB,))
+                sandbox.consumers += (KEYCLOAK_DB,)
+        else:
+            roles.provision_all()
+        components["identity-provider"] = identity_component(sandbox, real_identity)
         if storage.users is not None and (identity := _compromised_identity(policy)):
             storage.users.provision(identity)
         if segregated_server:

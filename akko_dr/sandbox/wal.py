@@ -329,6 +329,8 @@ def _restart(sandbox: Sandbox) -> None:
 
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=sandbox.pg_server.pgdata, user=sandbox.pg_server.system_user)
     sandbox.start_postgres()
+    if sandbox.keycloak is not None:  # its pool held connections to the stopped server: serving again
+        sandbox.keycloak.serves_logins()
 
 
 def missing_segment(wal: SandboxWal, store: ObjectStore) -> Fault:
