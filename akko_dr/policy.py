@@ -14,6 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from croniter import croniter
 
+from akko_dr.dump_keys import (
+    DEFAULT_GLOBALS_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    KeyTemplate,
+    TemplateError,
+    compile_template,
+)
 from akko_dr.errors import PolicyError
 
 DEFAULT_POLICY = "akko-2026.04.yaml"
@@ -21,6 +28,7 @@ JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
+DEFAULT_MIN_ROW_RATIO = 0.5
 DEFAULT_DEADLINES = {"rollout": "5m", "job": "1h", "restore": "1h"}  # harness settings, cadence.deadlines
 
 
@@ -111,6 +119,10 @@ class Storage:
     audit_lock_retention: timedelta
     hot_buckets: tuple[str, ...] = ()
     replica_bucket: str = ""
+    dump_key: KeyTemplate = field(  # a dump's name after the prefix
+        default_factory=lambda: compile_template(DEFAULT_TEMPLATE))
+    globals_key: KeyTemplate = field(  # the roles (pg_dumpall --globals-only), beside the dumps
+        default_factory=lambda: compile_template(DEFAULT_GLOBALS_TEMPLATE, need_database=False))
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,7 @@ class Policy:
     schedule_time_zone: str = "UTC"  # the time zone the schedule table's cron expressions are read in
     probe_deadline: timedelta = DEFAULT_PROBE_DEADLINE  # how long a probe (replication canary) may wait
     deadlines: dict[str, timedelta] = field(default_factory=lambda: parse_deadlines({}))  # live waits
+    min_row_ratio: float = DEFAULT_MIN_ROW_RATIO  # without a manifest: restored rows >= ratio x the source's
 
     def klass(self, title_or_key: str) -> TargetClass:
         """Find a class by its key (``critical-data``) or title (``Critical data``)."""
@@ -255,6 +268,8 @@ def _policy(raw: Any, source: str) -> Policy:
             _need(lock, "retention", str, "storage.audit_lock."), "storage.audit_lock.retention"),
         hot_buckets=tuple(_need(st, "hot_buckets", list, "storage.")),
         replica_bucket=_need(st, "replica_bucket", str, "storage."),
+        dump_key=_template(st.get("dump_key", DEFAULT_TEMPLATE), "storage.dump_key", True),
+        globals_key=_template(st.get("globals_key", DEFAULT_GLOBALS_TEMPLATE), "storage.globals_key", False),
     )
     cadence = _need(raw, "cadence", dict, "")
     return Policy(
@@ -275,7 +290,25 @@ def _policy(raw: Any, source: str) -> Policy:
         schedule_time_zone=_time_zone(cadence.get("schedule_time_zone", "UTC"), "cadence.schedule_time_zone"),
         probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
         deadlines=parse_deadlines(cadence.get("deadlines") or {}),
+        min_row_ratio=_ratio((raw.get("verification") or {}).get("min_row_ratio", DEFAULT_MIN_ROW_RATIO),
+                             "verification.min_row_ratio"),
     )
+
+
+def _template(text: object, key: str, need_database: bool) -> KeyTemplate:
+    """A dump key template (``akko_dr.dump_keys``); a bad one names the key and the expected form."""
+    if not isinstance(text, str):
+        raise PolicyError(f"{key}: expected a key template like {DEFAULT_TEMPLATE!r}, got {text!r}")
+    try:
+        return compile_template(text, need_database)
+    except TemplateError as err:
+        raise PolicyError(f"{key}: {err}") from None
+
+
+def _ratio(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise PolicyError(f"{key}: expected a number in (0, 1], got {value!r}")
+    return float(value)
 
 
 def parse_deadlines(raw: object) -> dict[str, timedelta]:

@@ -13,14 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql as q
 
+from akko_dr.adapters.pg_fingerprint import PgFingerprinter
 from akko_dr.errors import DrillError, TargetUnavailable
-from akko_dr.ports import CANARY_TABLE, Fingerprint
-
-_TABLES = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2
-"""
+from akko_dr.ports import CANARY_TABLE, Catalog, DatabaseFingerprint, Fingerprint
 
 
 def redact(dsn: str) -> str:
@@ -32,19 +27,6 @@ def redact(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def fingerprint_with(conn: psycopg.Connection) -> Fingerprint:
-    """Row count and content checksum of every user table, in the connection's snapshot."""
-    out: Fingerprint = {}
-    for schema, table in conn.execute(_TABLES).fetchall():
-        ident = q.Identifier(schema, table)
-        rows, checksum = conn.execute(q.SQL(
-            "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '')"
-            " FROM {} t").format(ident)).fetchone()
-        name = table if schema == "public" else f"{schema}.{table}"
-        out[name] = {"rows": rows, "checksum": checksum}
-    return out
-
-
 class PostgresDatabase:
     """A PostgreSQL server reached through a DSN template (``{db}`` or path = database)."""
 
@@ -52,6 +34,7 @@ class PostgresDatabase:
         self._dsn = dsn
         self._bin = bin_dir
         self._admin = admin_db
+        self.fingerprints = PgFingerprinter(self._connect, self.dsn, self._tool("pg_dump"))
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({redact(self._dsn)})"
@@ -105,8 +88,12 @@ class PostgresDatabase:
             conn.execute(sql)
 
     def fingerprint(self, name: str) -> Fingerprint:
-        with self._connect(name) as conn:
-            return fingerprint_with(conn)
+        """Row count and row-hash sum of every table and materialized view (parallel, one snapshot)."""
+        return self.fingerprints.take(name, catalog=False).tables
+
+    def catalog(self, name: str) -> Catalog:
+        """Schema objects, privileges, owners, sequence positions and large objects of ``name``."""
+        return self.fingerprints.take(name, tables=False).catalog
 
     def latest_canary(self, name: str) -> datetime | None:
         """The newest canary row of ``name``; None when it has none, or no canary table at all (a
@@ -117,14 +104,13 @@ class PostgresDatabase:
             return conn.execute(q.SQL("SELECT max(written_at) FROM {}").format(
                 q.Identifier(CANARY_TABLE))).fetchone()[0]
 
-    def dump(self, name: str, out: Path) -> Fingerprint:
+    def dump(self, name: str, out: Path) -> DatabaseFingerprint:
         """Write a gzipped plain-SQL dump to ``out``; return the fingerprint of the same snapshot."""
         with self._connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            fingerprint = fingerprint_with(conn)
-            cmd = [self._tool("pg_dump"), "--no-owner", "--no-privileges",
-                   f"--snapshot={snapshot}", "-d", self.dsn(name)]
+            fingerprint = self.fingerprints.take(name, snapshot)
+            cmd = [self._tool("pg_dump"), f"--snapshot={snapshot}", "-d", self.dsn(name)]
             with gzip.open(out, "wb") as gz:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 shutil.copyfileobj(proc.stdout, gz)
@@ -144,6 +130,29 @@ class PostgresDatabase:
                 line = proc.stderr.strip().splitlines()[0].removeprefix("psql: error: ")
                 raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
             raise DrillError(f"restore into {name} failed: {_last_line(proc.stderr)}")
+
+
+    def dump_globals(self, out: Path) -> None:
+        """Write the roles and tablespaces (``pg_dumpall --globals-only``), gzipped, to ``out``."""
+        cmd = [self._tool("pg_dumpall"), "--globals-only", "-d", self.dsn(self._admin)]
+        proc = subprocess.run(cmd, capture_output=True)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace")
+            raise DrillError(f"pg_dumpall --globals-only failed: {_last_line(err)}")
+        out.write_bytes(gzip.compress(proc.stdout, compresslevel=6))
+
+    def load_globals(self, sql: Path) -> list[str]:
+        """Replay a gzipped globals dump; roles that already exist are kept as they are (named in the
+        returned notes); any other error refuses with the server's line (never the statement)."""
+        cmd = [self._tool("psql"), "-X", "-q", "-d", self.dsn(self._admin)]
+        proc = subprocess.run(cmd, input=gzip.decompress(sql.read_bytes()), capture_output=True)
+        stderr = proc.stderr.decode(errors="replace")
+        errors = [line.split("ERROR:", 1)[1].strip() for line in stderr.splitlines() if "ERROR:" in line]
+        existing = [e for e in errors if e.startswith("role ") and e.endswith("already exists")]
+        if proc.returncode != 0 or len(existing) < len(errors):
+            other = [e for e in errors if e not in existing] or [_last_line(stderr)]
+            raise DrillError(f"restoring the roles (globals) failed: {other[0]}")
+        return existing
 
 
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",

@@ -120,6 +120,30 @@ INSERT INTO receipts (query_hash, principal, issued_at, signature)
 }
 
 
+SERVICE_OBJECTS: dict[str, str] = {  # what a service depends on beside its rows
+    "superset_metadata": """
+CREATE FUNCTION touch_changed_on() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.changed_on := now(); RETURN NEW; END $$;
+CREATE TRIGGER dashboards_touch BEFORE UPDATE ON dashboards FOR EACH ROW EXECUTE FUNCTION touch_changed_on();
+CREATE VIEW published_dashboards AS SELECT id, dashboard_title, slug FROM dashboards WHERE published;
+COMMENT ON TABLE dashboards IS 'Superset dashboards';
+SELECT lo_from_bytea(0, convert_to('dashboard thumbnail', 'UTF8'));
+""",
+}
+
+
+def service_access(database: str) -> str:
+    """The service's own role (``<db>_app``, no login) with its grants and default privileges."""
+    role = f"{database}_app"
+    return f"""
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE "{role}" NOLOGIN;
+END IF; END $$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}";
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}";
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO "{role}";
+"""
+
+
 def warehouse_objects(tables: int = 6, files: int = 4) -> list[tuple[str, bytes]]:
     """Iceberg-like objects for the warehouse bucket: metadata JSON and deterministic data files."""
     out = []
@@ -134,5 +158,6 @@ def warehouse_objects(tables: int = 6, files: int = 4) -> list[tuple[str, bytes]
 
 
 def schema_sql(database: str) -> str:
-    """The DDL and seed rows of one database, with the canary table every consumer writes to."""
-    return SCHEMAS[database] + CANARY
+    """The DDL and seed rows of one database, with the canary table every consumer writes to, its
+    service's role and grants, and the other objects its service depends on."""
+    return SCHEMAS[database] + CANARY + SERVICE_OBJECTS.get(database, "") + service_access(database)

@@ -1,0 +1,171 @@
+"""What a service depends on in a PostgreSQL database, as a fingerprint two copies can be compared by.
+
+Rows: per table (and materialized view) the row count and the sum of 64-bit row hashes
+(``hash_record_extended``) as numeric: order-independent, computed in SQL without sorting, the
+tables spread over several connections that share one exported snapshot. The catalog: a normalised
+``pg_dump --schema-only`` description (types, domains, functions, views, materialized views,
+triggers, indexes, constraints, comments, privileges, default privileges, owners, any other object
+pg_dump knows), plus sequence positions and large objects, which a schema-only dump leaves out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+from psycopg import sql as q
+
+from akko_dr.errors import DrillError
+from akko_dr.ports import Catalog, DatabaseFingerprint, Fingerprint
+
+MAX_WORKERS = 4  # connections hashing tables at once (bounded by the cores too)
+
+_RELATIONS = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%' AND (c.relkind <> 'm' OR c.relispopulated)
+ORDER BY c.relpages DESC, 1, 2
+"""
+_SEQUENCES = "SELECT schemaname, sequencename, coalesce(last_value, 0) FROM pg_sequences"
+_LARGE_OBJECTS = ("SELECT oid::text, pg_get_userbyid(lomowner), coalesce(lomacl::text, ''), md5(lo_get(oid))"
+                  " FROM pg_largeobject_metadata")
+_HASHED = "SELECT count(*), coalesce(sum(hash_record_extended(t.*, 0)), 0)::text FROM {} t"
+_TEXT_HASHED = "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {} t"
+
+CATEGORY_OF_TYPE = {  # pg_dump's TOC entry type -> the category the report names
+    "TYPE": "types", "DOMAIN": "domains",
+    "FUNCTION": "functions", "PROCEDURE": "functions", "AGGREGATE": "functions",
+    "VIEW": "views", "MATERIALIZED VIEW": "materialized views",
+    "TRIGGER": "triggers", "EVENT TRIGGER": "triggers",
+    "INDEX": "indexes", "INDEX ATTACH": "indexes",
+    "CONSTRAINT": "constraints", "FK CONSTRAINT": "constraints", "CHECK CONSTRAINT": "constraints",
+    "COMMENT": "comments", "ACL": "privileges", "DEFAULT ACL": "privileges",
+    "TABLE": "table definitions", "DEFAULT": "table definitions", "SEQUENCE": "table definitions",
+    "SEQUENCE OWNED BY": "table definitions", "TABLE ATTACH": "table definitions",
+}
+OTHER = "other schema objects"  # extensions, policies, rules, schemas, publications, ...
+_HEADER = re.compile(r"^--\n-- (?:Data for )?Name: (.*?); Type: (.*?); Schema: (.*?); Owner: (.*?)\n--\n",
+                     re.M)
+_OWNER = re.compile(r"^ALTER (.+?) OWNER TO (.+);$", re.M)
+_NOISE = re.compile(r"^(--.*|SET .*|SELECT pg_catalog\.set_config\(.*|\\(un)?restrict .*|)$")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe_schema(dump: str) -> Catalog:
+    """A schema-only dump as categories of named objects, each with the digest of its normalised
+    definition; owners apart (category ``ownership``), so an owner change is named as such."""
+    out: Catalog = {}
+    headers = list(_HEADER.finditer(dump))
+    for i, head in enumerate(headers):
+        name, kind, schema = head[1], head[2], head[3]
+        body = dump[head.end(): headers[i + 1].start() if i + 1 < len(headers) else len(dump)]
+        for owned in _OWNER.finditer(body):
+            out.setdefault("ownership", {})[owned[1]] = owned[2]
+        lines = [line.rstrip() for line in _OWNER.sub("", body).splitlines()
+                 if not _NOISE.match(line.strip())]
+        where = f"{schema}." if schema not in ("-", "") else ""
+        category = out.setdefault(CATEGORY_OF_TYPE.get(kind, OTHER), {})
+        category[f"{kind} {where}{name}"] = _digest("\n".join(lines))
+    return out
+
+
+class PgFingerprinter:
+    """Takes fingerprints of the databases of one server.
+
+    ``connect(db)`` opens a connection; ``dsn(db)`` is what pg_dump is given; ``pg_dump`` the tool."""
+
+    def __init__(self, connect: Callable[[str], psycopg.Connection], dsn: Callable[[str], str],
+                 pg_dump: str, workers: int | None = None) -> None:
+        self._connect, self._dsn, self._pg_dump = connect, dsn, pg_dump
+        self.workers = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+    def take(self, name: str, snapshot: str | None = None, tables: bool = True,
+             catalog: bool = True) -> DatabaseFingerprint:
+        """Rows and catalog of ``name``, in ``snapshot`` (an exported one, kept open by the caller), else
+        in a snapshot of its own. Sequence positions are read first: they are not transactional, so
+        a dump started afterwards holds positions at least as far."""
+        if snapshot is None:
+            with self._connect(name) as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                own = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+                return self.take(name, own, tables, catalog)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            extra = pool.submit(self._catalog, name, snapshot) if catalog else None
+            rows = self._tables(name, snapshot) if tables else {}
+            return DatabaseFingerprint(rows, extra.result() if extra else {})
+
+    # -- rows ------------------------------------------------------------------------------
+    def _tables(self, name: str, snapshot: str) -> Fingerprint:
+        with self._in_snapshot(name, snapshot) as conn:
+            todo = [tuple(row) for row in conn.execute(_RELATIONS).fetchall()]
+        out: Fingerprint = {}
+        lock = threading.Lock()
+
+        def worker() -> None:
+            with self._in_snapshot(name, snapshot) as conn:
+                while True:
+                    with lock:
+                        if not todo:
+                            return
+                        schema, table = todo.pop(0)
+                    rows, checksum = _hash_table(conn, schema, table)
+                    with lock:
+                        out[table if schema == "public" else f"{schema}.{table}"] = {"rows": rows,
+                                                                                     "checksum": checksum}
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for done in [pool.submit(worker) for _ in range(min(self.workers, len(todo)) or 1)]:
+                done.result()
+        return dict(sorted(out.items()))
+
+    def _in_snapshot(self, name: str, snapshot: str) -> psycopg.Connection:
+        conn = self._connect(name)
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        conn.execute(q.SQL("SET TRANSACTION SNAPSHOT {}").format(q.Literal(snapshot)))
+        return conn
+
+    # -- catalog ---------------------------------------------------------------------------
+    def _catalog(self, name: str, snapshot: str) -> Catalog:
+        with self._in_snapshot(name, snapshot) as conn:
+            sequences = {f"{s}.{n}": str(v) for s, n, v in conn.execute(_SEQUENCES).fetchall()}
+            large = conn.execute(_LARGE_OBJECTS).fetchall()
+            schema = self._schema_only(name, snapshot)
+        out = describe_schema(schema)
+        out["sequences"] = sequences
+        out["large objects"] = {f"large object {oid}": digest for oid, _, _, digest in large}
+        for oid, owner, acl, _ in large:
+            out.setdefault("ownership", {})[f"LARGE OBJECT {oid}"] = owner
+            if acl:
+                out.setdefault("privileges", {})[f"ACL large object {oid}"] = _digest(acl)
+        return out
+
+    def _schema_only(self, name: str, snapshot: str) -> str:
+        cmd = [self._pg_dump, "--schema-only", f"--snapshot={snapshot}", "-d", self._dsn(name)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            raise DrillError(f"schema of {name} could not be described: "
+                             f"{lines[-1] if lines else 'pg_dump failed'}")
+        return proc.stdout
+
+
+def _hash_table(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
+    """Row count and the sum of the rows' 64-bit hashes; by their text form when a column type has no
+    hash function (json, point, ...)."""
+    ident = q.Identifier(schema, table)
+    conn.execute("SAVEPOINT fp")
+    try:
+        row = conn.execute(q.SQL(_HASHED).format(ident)).fetchone()
+    except psycopg.errors.UndefinedFunction:
+        conn.execute("ROLLBACK TO SAVEPOINT fp")
+        row = conn.execute(q.SQL(_TEXT_HASHED).format(ident)).fetchone()
+    return row[0], row[1]
