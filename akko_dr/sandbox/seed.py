@@ -126,7 +126,11 @@ CREATE FUNCTION touch_changed_on() RETURNS trigger LANGUAGE plpgsql
     AS $$ BEGIN NEW.changed_on := now(); RETURN NEW; END $$;
 CREATE TRIGGER dashboards_touch BEFORE UPDATE ON dashboards FOR EACH ROW EXECUTE FUNCTION touch_changed_on();
 CREATE VIEW published_dashboards AS SELECT id, dashboard_title, slug FROM dashboards WHERE published;
+CREATE FUNCTION dashboard_url(slug text) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT '/superset/dashboard/' || slug || '/' $$;
+CREATE MATERIALIZED VIEW chart_counts AS SELECT viz_type, count(*) AS charts FROM slices GROUP BY viz_type;
 COMMENT ON TABLE dashboards IS 'Superset dashboards';
+CREATE INDEX logs_dttm ON logs (dttm);
 SELECT lo_from_bytea(0, convert_to('dashboard thumbnail', 'UTF8'));
 """,
 }

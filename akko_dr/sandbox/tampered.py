@@ -52,8 +52,12 @@ LOSSES: dict[str, Callable[[str, str], bool]] = {
 
 
 def named(kind: str, name: str) -> Callable[[str, str], bool]:
-    """Lose one object: the entry of that type and name (e.g. ``VIEW``, ``published_dashboards``)."""
-    return lambda k, n: k == kind and (n == name or n.startswith(name + "("))
+    """Lose one object: the entry of that type and name (e.g. ``VIEW``, ``published_dashboards``), and
+    the grants and comment on it, which a dump without the object could not replay."""
+    def drop(k: str, n: str) -> bool:
+        itself = k == kind and (n == name or n.startswith(name + "("))
+        return itself or (k in ("ACL", "COMMENT") and n.partition(" ")[2] in (name, f"{name}()"))
+    return drop
 
 
 def upload_losing(target: Target, database: str, drop: Callable[[str, str], bool],
