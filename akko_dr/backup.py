@@ -135,10 +135,15 @@ def latest_globals(policy: Policy, store: ObjectStore) -> StoredObject | None:
     return max(found, key=lambda pair: pair[0])[1] if found else None
 
 
-def restore_globals(policy: Policy, store: ObjectStore, db: Database, workdir: Path) -> str:
+def restore_globals(policy: Policy, store: ObjectStore, db: Database, workdir: Path,
+                    required: bool = True) -> str:
     """Replay the newest roles dump into ``db`` (before any database, whose owners and grants name
-    them); one line saying what was restored, for the drill's log."""
+    them); one line saying what was restored, for the drill's log. Without a roles dump: refused when
+    ``required``, else said in that line."""
     newest = latest_globals(policy, store)
+    if newest is None and not required:
+        return (f"no roles dump (storage.globals_key {policy.storage.globals_key.text!r}): restoring "
+                "without; owners and grants naming a role the server lacks will fail the restore")
     if newest is None:
         raise DrillError(f"no roles dump (storage.globals_key {policy.storage.globals_key.text!r}) in "
                          f"s3://{policy.storage.backups_bucket}/{policy.storage.dump_prefix}: the restored "

@@ -4,8 +4,10 @@ Starts a PostgreSQL server of its own, fills a Superset-like database of about `
 (dashboards, slices, a large logs table with indexes and JSON-ish text; reproducible from
 ``--seed``), dumps it as the sandbox job does, then in one run measures: the plain ``psql`` restore
 into an empty database, the harness's fingerprint of the restored copy (rows and catalog), and the
-previous fingerprint (md5 of the sorted rows, one connection) for comparison.
-Run: ``python benchmarks/fingerprint.py [--mb 300] [--seed 7]``.
+previous fingerprint (md5 of the sorted rows, one connection) for comparison. Each round restores
+afresh and fingerprints right after (the first scan pays for the hint bits, as in a drill); the best
+of ``--rounds`` is kept, so a burst of load on a shared machine does not decide the ratio alone.
+Run: ``python benchmarks/fingerprint.py [--mb 300] [--rounds 3] [--seed 0.7]``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=300)
     parser.add_argument("--seed", type=float, default=0.7)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="akko-dr-bench-fp-") as tmp:
         root = Path(tmp)
@@ -82,17 +85,23 @@ def main() -> None:
             plain = root / "dump.sql"
             with gzip.open(dump, "rb") as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            db.create("restored")
-            restore_s = timed(lambda: db.load("restored", plain))
-            new_s = timed(lambda: db.fingerprints.take("restored"))
-            rows_s = timed(lambda: db.fingerprint("restored"))
-            old_s = timed(lambda: old_fingerprint(db, "restored"))
+            times: dict[str, list[float]] = {"restore": [], "full": [], "rows": [], "old": []}
+            for i in range(args.rounds):
+                db.create(f"restored{i}")
+                times["restore"].append(timed(lambda: db.load(f"restored{i}", plain)))  # noqa: B023
+                times["full"].append(timed(lambda: db.fingerprints.take(f"restored{i}")))  # noqa: B023
+                times["rows"].append(timed(lambda: db.fingerprint(f"restored{i}")))  # noqa: B023
+                if i == 0:
+                    times["old"].append(timed(lambda: old_fingerprint(db, "restored0")))
+                db.drop(f"restored{i}")
+            restore_s, new_s, rows_s, old_s = (min(times[k]) for k in ("restore", "full", "rows", "old"))
         finally:
             server.cleanup()
     figures = {"size_mb": args.mb, "backup_job_s": round(backup_s, 2), "restore_psql_s": round(restore_s, 2),
                "fingerprint_s": round(new_s, 2), "fingerprint_rows_only_s": round(rows_s, 2),
                "old_fingerprint_s": round(old_s, 2), "fingerprint_vs_restore": round(new_s / restore_s, 3),
-               "old_vs_restore": round(old_s / restore_s, 3)}
+               "old_vs_restore": round(old_s / restore_s, 3), "rounds": args.rounds,
+               "all_s": {k: [round(t, 2) for t in v] for k, v in times.items()}}
     print("| measure | seconds | share of the restore |\n| --- | --- | --- |")
     for label, key in (("psql restore", "restore_psql_s"), ("fingerprint (rows + catalog)", "fingerprint_s"),
                        ("fingerprint (rows only)", "fingerprint_rows_only_s"),

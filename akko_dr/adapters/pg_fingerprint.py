@@ -26,17 +26,20 @@ from akko_dr.ports import Catalog, DatabaseFingerprint, Fingerprint
 
 MAX_WORKERS = 4  # connections hashing tables at once (bounded by the cores too)
 
+CHUNK_PAGES = 8192  # a table larger than this (64 MB of 8 kB pages) is hashed in block ranges, in parallel
 _RELATIONS = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg_toast%' AND (c.relkind <> 'm' OR c.relispopulated)
-ORDER BY c.relpages DESC, 1, 2
+ORDER BY 3 DESC, 1, 2
 """
 _SEQUENCES = "SELECT schemaname, sequencename, coalesce(last_value, 0) FROM pg_sequences"
 _LARGE_OBJECTS = ("SELECT oid::text, pg_get_userbyid(lomowner), coalesce(lomacl::text, ''), md5(lo_get(oid))"
                   " FROM pg_largeobject_metadata")
 _HASHED = "SELECT count(*), coalesce(sum(hash_record_extended(t.*, 0)), 0)::text FROM {} t"
 _TEXT_HASHED = "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {} t"
+Part = tuple[str, str, int | None, int | None]  # schema, table, first block, block after the last
 
 CATEGORY_OF_TYPE = {  # pg_dump's TOC entry type -> the category the report names
     "TYPE": "types", "DOMAIN": "domains",
@@ -106,8 +109,8 @@ class PgFingerprinter:
     # -- rows ------------------------------------------------------------------------------
     def _tables(self, name: str, snapshot: str) -> Fingerprint:
         with self._in_snapshot(name, snapshot) as conn:
-            todo = [tuple(row) for row in conn.execute(_RELATIONS).fetchall()]
-        out: Fingerprint = {}
+            todo = [part for row in conn.execute(_RELATIONS).fetchall() for part in _parts(*row)]
+        totals: dict[str, tuple[int, int]] = {}
         lock = threading.Lock()
 
         def worker() -> None:
@@ -116,16 +119,17 @@ class PgFingerprinter:
                     with lock:
                         if not todo:
                             return
-                        schema, table = todo.pop(0)
-                    rows, checksum = _hash_table(conn, schema, table)
+                        part = todo.pop(0)
+                    rows, checksum = _hash_part(conn, part)
+                    key = part[1] if part[0] == "public" else f"{part[0]}.{part[1]}"
                     with lock:
-                        out[table if schema == "public" else f"{schema}.{table}"] = {"rows": rows,
-                                                                                     "checksum": checksum}
+                        had = totals.get(key, (0, 0))
+                        totals[key] = (had[0] + rows, had[1] + checksum)
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for done in [pool.submit(worker) for _ in range(min(self.workers, len(todo)) or 1)]:
                 done.result()
-        return dict(sorted(out.items()))
+        return {key: {"rows": rows, "checksum": str(total)} for key, (rows, total) in sorted(totals.items())}
 
     def _in_snapshot(self, name: str, snapshot: str) -> psycopg.Connection:
         conn = self._connect(name)
@@ -158,14 +162,29 @@ class PgFingerprinter:
         return proc.stdout
 
 
-def _hash_table(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
-    """Row count and the sum of the rows' 64-bit hashes; by their text form when a column type has no
-    hash function (json, point, ...)."""
+def _parts(schema: str, table: str, pages: int) -> list[Part]:
+    """A table as block ranges of at most CHUNK_PAGES (the last one open: the table may have grown)."""
+    if pages <= CHUNK_PAGES:
+        return [(schema, table, None, None)]
+    starts = list(range(0, pages, CHUNK_PAGES))
+    ends: list[int | None] = [*starts[1:], None]
+    return [(schema, table, lo, hi) for lo, hi in zip(starts, ends, strict=True)]
+
+
+def _hash_part(conn: psycopg.Connection, part: Part) -> tuple[int, int]:
+    """Row count and the sum of the rows' 64-bit hashes of one table or block range; by their text
+    form when a column type has no hash function (json, point, ...)."""
+    schema, table, lo, hi = part
+    where = q.SQL("")
+    if lo is not None:
+        where = q.SQL(" WHERE t.ctid >= {}::tid").format(q.Literal(f"({lo},0)"))
+        if hi is not None:
+            where += q.SQL(" AND t.ctid < {}::tid").format(q.Literal(f"({hi},0)"))
     ident = q.Identifier(schema, table)
     conn.execute("SAVEPOINT fp")
     try:
-        row = conn.execute(q.SQL(_HASHED).format(ident)).fetchone()
+        row = conn.execute(q.SQL(_HASHED).format(ident) + where).fetchone()
     except psycopg.errors.UndefinedFunction:
         conn.execute("ROLLBACK TO SAVEPOINT fp")
-        row = conn.execute(q.SQL(_TEXT_HASHED).format(ident)).fetchone()
-    return row[0], row[1]
+        row = conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()
+    return row[0], int(row[1])

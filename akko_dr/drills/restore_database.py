@@ -287,7 +287,7 @@ class RestoreDatabaseDrill:
         self.declare_incident()
         try:
             self._note(restore_globals(self.target.policy, self.target.store, self.restore_server,
-                                       self.target.workdir))
+                                       self.target.workdir, required=False))
             self.pull_latest_backup()
             self.restore_to_scratch()
             verified = self.verify_scratch()
