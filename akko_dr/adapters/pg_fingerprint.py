@@ -26,7 +26,8 @@ from akko_dr.ports import Catalog, DatabaseFingerprint, Fingerprint
 
 MAX_WORKERS = 4  # connections hashing tables at once (bounded by the cores too)
 
-CHUNK_PAGES = 8192  # a table larger than this (64 MB of 8 kB pages) is hashed in block ranges, in parallel
+CHUNK_PAGES = 1024  # a table larger than this (8 MB of 8 kB pages) is hashed in block ranges, in parallel
+CHUNKS_PER_WORKER = 4  # a large table is cut in at least this many ranges per connection (balance)
 _RELATIONS = """
 SELECT n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -109,7 +110,8 @@ class PgFingerprinter:
     # -- rows ------------------------------------------------------------------------------
     def _tables(self, name: str, snapshot: str) -> Fingerprint:
         with self._in_snapshot(name, snapshot) as conn:
-            todo = [part for row in conn.execute(_RELATIONS).fetchall() for part in _parts(*row)]
+            todo = [part for row in conn.execute(_RELATIONS).fetchall()
+                    for part in _parts(*row, self.workers * CHUNKS_PER_WORKER)]
         totals: dict[str, tuple[int, int]] = {}
         lock = threading.Lock()
 
@@ -162,11 +164,13 @@ class PgFingerprinter:
         return proc.stdout
 
 
-def _parts(schema: str, table: str, pages: int) -> list[Part]:
-    """A table as block ranges of at most CHUNK_PAGES (the last one open: the table may have grown)."""
+def _parts(schema: str, table: str, pages: int, cuts: int) -> list[Part]:
+    """A table as about ``cuts`` block ranges of at least CHUNK_PAGES (the last one open-ended: the
+    table may have grown since its size was read); a small table whole."""
     if pages <= CHUNK_PAGES:
         return [(schema, table, None, None)]
-    starts = list(range(0, pages, CHUNK_PAGES))
+    step = max(CHUNK_PAGES, -(-pages // cuts))
+    starts = list(range(0, pages, step))
     ends: list[int | None] = [*starts[1:], None]
     return [(schema, table, lo, hi) for lo, hi in zip(starts, ends, strict=True)]
 
