@@ -7,7 +7,7 @@ old newest write are refused before the swap, and the platform is left as it was
 """
 
 import gzip
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -17,7 +17,7 @@ from akko_dr.canary import wait_for_write
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.sandbox import Sandbox
-from akko_dr.sandbox.tampered import LOSSES, named, upload_losing
+from akko_dr.sandbox.tampered import LOSSES, Rewrite, named, upload_losing
 from akko_dr.targets import Target, new_run_id
 
 DB = "superset_metadata"
@@ -49,8 +49,9 @@ def _restored_then_verified(target: Target) -> RestoreDatabaseDrill:
     return drill
 
 
-LOST: dict[str, tuple[Callable[[str, str], bool], str]] = {
+LOST: dict[str, tuple[Rewrite, str]] = {
     "every GRANT": (LOSSES["every GRANT"], "privileges: missing ACL public."),
+    "every owner": (LOSSES["every owner"], "ownership: differing "),
     "sequence positions": (LOSSES["sequence positions"], "sequences: behind public."),
     "large objects": (LOSSES["large objects"], "large objects: missing large object"),
     "a view": (named("VIEW", "published_dashboards"), "views: missing VIEW public.published_dashboards"),
@@ -115,7 +116,7 @@ def test_without_a_manifest_a_schema_only_dump_is_refused_for_its_missing_writes
 
 
 def test_without_a_manifest_the_evidence_says_plausibility_was_the_check(healthy: Target) -> None:
-    upload_losing(healthy, DB, lambda kind, name: False, manifest=False)
+    upload_losing(healthy, DB, lambda sql: sql, manifest=False)
     drill = RestoreDatabaseDrill(healthy, DB, new_run_id())
     drill.run("dashboards")
     how = drill.evidence()["integrity check"]

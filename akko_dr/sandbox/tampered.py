@@ -43,30 +43,39 @@ def without(sql: str, drop: Callable[[str, str], bool]) -> str:
     return head + "".join(text for kind, name, text in items if not drop(kind, name)) + tail
 
 
-LOSSES: dict[str, Callable[[str, str], bool]] = {
-    "every GRANT": lambda kind, name: kind in ("ACL", "DEFAULT ACL"),
-    "sequence positions": lambda kind, name: kind == "SEQUENCE SET",
-    "large objects": lambda kind, name: kind in ("BLOBS", "BLOB METADATA"),
-    "every row (schema-only)": lambda kind, name: kind in DATA_TYPES,
-}
+Rewrite = Callable[[str], str]  # a dump's text -> the text of a dump that lost something
+_OWNER_LINE = re.compile(r"^ALTER .+ OWNER TO .+;\n", re.M)
 
 
-def named(kind: str, name: str) -> Callable[[str, str], bool]:
+def losing(drop: Callable[[str, str], bool]) -> Rewrite:
+    """A rewrite dropping the entries ``drop(type, name)`` selects."""
+    return lambda sql: without(sql, drop)
+
+
+def named(kind: str, name: str) -> Rewrite:
     """Lose one object: the entry of that type and name (e.g. ``VIEW``, ``published_dashboards``), and
     the grants and comment on it, which a dump without the object could not replay."""
     def drop(k: str, n: str) -> bool:
         itself = k == kind and (n == name or n.startswith(name + "("))
         return itself or (k in ("ACL", "COMMENT") and n.partition(" ")[2] in (name, f"{name}()"))
-    return drop
+    return losing(drop)
 
 
-def upload_losing(target: Target, database: str, drop: Callable[[str, str], bool],
-                  manifest: bool) -> BackupObject:
-    """Re-upload the newest dump of ``database`` without the selected entries, one second newer, with
-    the original's manifest (its sha256 updated to the new bytes) or without a manifest."""
+LOSSES: dict[str, Rewrite] = {
+    "every GRANT": losing(lambda kind, name: kind in ("ACL", "DEFAULT ACL")),
+    "every owner": lambda sql: _OWNER_LINE.sub("", sql),  # as pg_dump --no-owner writes it
+    "sequence positions": losing(lambda kind, name: kind == "SEQUENCE SET"),
+    "large objects": losing(lambda kind, name: kind in ("BLOBS", "BLOB METADATA")),
+    "every row (schema-only)": losing(lambda kind, name: kind in DATA_TYPES),
+}
+
+
+def upload_losing(target: Target, database: str, rewrite: Rewrite, manifest: bool) -> BackupObject:
+    """Re-upload the newest dump of ``database`` rewritten, one second newer, with the original's
+    manifest (its sha256 updated to the new bytes) or without a manifest."""
     newest = latest_backup(target.policy, target.store, database)
     sql = gzip.decompress(target.store.read(newest.bucket, newest.key)).decode()
-    body = gzip.compress(without(sql, drop).encode())
+    body = gzip.compress(rewrite(sql).encode())
     key = dump_key(target.policy, database, newest.taken_at + timedelta(seconds=1))
     target.store.put_bytes(newest.bucket, key, body)
     rewritten = replace(newest, key=key, taken_at=newest.taken_at + timedelta(seconds=1), size=len(body),
