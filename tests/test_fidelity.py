@@ -151,3 +151,25 @@ def test_the_backup_job_dumps_the_roles_beside_the_databases(healthy: Target) ->
     assert run.globals_key.startswith("pg/_globals_"), run.globals_key
     roles = gzip.decompress(healthy.store.read(healthy.policy.storage.backups_bucket, run.globals_key))
     assert b"CREATE ROLE superset_metadata_app;" in roles, roles[:400]
+
+
+def test_the_database_level_owner_privileges_and_settings_survive_the_swap(healthy: Target,
+                                                                          sandbox: Sandbox) -> None:
+    """A per-database dump holds none of them: the swap gives the restored copy the damaged one's."""
+    role, secret = "superset_connect_only", "connect-secret-3"
+    healthy.db.execute("postgres", f"CREATE ROLE {role} LOGIN PASSWORD '{secret}'")
+    for statement in (f"REVOKE CONNECT ON DATABASE {DB} FROM PUBLIC",
+                      f"GRANT CONNECT ON DATABASE {DB} TO {role}",
+                      f"ALTER DATABASE {DB} SET work_mem = '7MB'"):
+        healthy.db.execute("postgres", statement)
+    try:
+        RestoreDatabaseDrill(healthy, DB, new_run_id()).run("dashboards")
+        with psycopg.connect(sandbox.identities.dsn(role, secret, DB), connect_timeout=5) as conn:
+            assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
+        with psycopg.connect(healthy.db.dsn("postgres"), autocommit=True) as conn:
+            public = conn.execute("SELECT has_database_privilege('public', %s, 'CONNECT')",
+                                  (DB,)).fetchone()[0]
+        assert public is False, "CONNECT revoked from PUBLIC on the source came back granted"
+    finally:
+        for statement in (f"GRANT CONNECT ON DATABASE {DB} TO PUBLIC", f"ALTER DATABASE {DB} RESET work_mem"):
+            healthy.db.execute("postgres", statement)

@@ -157,6 +157,43 @@ class PostgresDatabase:
         return existing
 
 
+    def copy_database_settings(self, source: str, target: str) -> list[str]:
+        """Give ``target`` the database-level owner, privileges (CONNECT, CREATE, TEMPORARY) and
+        settings of ``source``, which a per-database dump does not hold; what was applied, one line each."""
+        dst = q.Identifier(target)
+        with self._connect(self._admin) as conn:
+            owner, has_acl = conn.execute(_DB_OWNER, (source,)).fetchone()
+            statements = [(f"owner {owner}",
+                           q.SQL("ALTER DATABASE {} OWNER TO {}").format(dst, q.Identifier(owner)))]
+            if has_acl:
+                statements.append(("no default PUBLIC access",
+                                   q.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(dst)))
+                grants = conn.execute(_DB_GRANTS, (source,)).fetchall()
+                statements += [(f"{privilege} to {grantee}", _grant(dst, grantee, privilege, grantable))
+                               for grantee, privilege, grantable in grants]
+            for (setting,) in conn.execute(_DB_SETTINGS, (source,)).fetchall():
+                name, _, value = setting.partition("=")
+                statements.append((f"setting {name}", q.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    dst, q.Identifier(name), q.Literal(value))))
+            for _, statement in statements:
+                conn.execute(statement)
+        return [done for done, _ in statements]
+
+
+_DB_OWNER = "SELECT pg_get_userbyid(datdba), datacl IS NOT NULL FROM pg_database WHERE datname = %s"
+_DB_GRANTS = ("SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
+              "a.privilege_type, a.is_grantable FROM pg_database d, aclexplode(d.datacl) a "
+              "WHERE d.datname = %s")
+_DB_SETTINGS = ("SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d "
+                "ON d.oid = s.setdatabase WHERE d.datname = %s AND s.setrole = 0")
+
+
+def _grant(database: q.Identifier, grantee: str, privilege: str, grantable: bool) -> q.Composed:
+    who = q.SQL("PUBLIC") if grantee == "PUBLIC" else q.Identifier(grantee)
+    option = q.SQL(" WITH GRANT OPTION" if grantable else "")
+    return q.SQL("GRANT {} ON DATABASE {} TO {}{}").format(q.SQL(privilege), database, who, option)
+
+
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
                 "Is the server running")
 

@@ -201,6 +201,9 @@ class RestoreDatabaseDrill:
     def swap_in(self) -> None:
         """Rename the damaged database aside (kept for sign-off) and the verified copy into place."""
         db = self.target.db
+        copied = db.copy_database_settings(self.database, self.scratch)
+        self._note(f"database-level owner, privileges and settings of {self.database} given to the restored "
+                   f"copy: {', '.join(copied)}")
         db.rename(self.database, self.kept)
         try:
             db.rename(self.scratch, self.database)
