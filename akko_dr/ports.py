@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from akko_dr.errors import DrillError
 
 Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}
+Catalog = dict[str, dict[str, str]]  # category -> object -> digest (or position) of its normalised definition
+DUMP_SUFFIXES = (".sql.gz", ".dump", ".sql", ".tar")  # what a dump key may end with (its format)
 CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison
 ICEBERG_CATALOG_SCHEMA = "iceberg_catalog"  # where the SQL catalog's running writer commits (like the canary)
 
@@ -58,20 +60,37 @@ class BackupObject:
     sha256: str = ""
     job: str = ""
     fingerprint: Fingerprint = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=dict)  # everything but table rows (empty in older manifests)
+    unparsed: tuple[str, ...] = ()  # keys beside it that match no dump name of the policy (reported)
 
     @property
     def manifest_key(self) -> str:
-        return self.key.removesuffix(".sql.gz") + ".manifest.json"
+        stem = self.key.rsplit("/", 1)[-1]
+        suffix = next((s for s in DUMP_SUFFIXES if stem.endswith(s)), "")
+        return self.key.removesuffix(suffix) + ".manifest.json"
 
     def manifest(self) -> bytes:
         data = asdict(self) | {"taken_at": self.taken_at.isoformat()}
+        data.pop("unparsed")
         return json.dumps(data, indent=2, sort_keys=True).encode()
 
     def provenance(self) -> dict[str, object]:
         """The fields the evidence shows (no fingerprint detail)."""
-        return {"database": self.database, "uri": f"s3://{self.bucket}/{self.key}", "key": self.key,
-                "size": self.size, "sha256": self.sha256, "taken_at": self.taken_at.isoformat(),
-                "job": self.job}
+        out: dict[str, object] = {
+            "database": self.database, "uri": f"s3://{self.bucket}/{self.key}", "key": self.key,
+            "size": self.size, "sha256": self.sha256, "taken_at": self.taken_at.isoformat(), "job": self.job}
+        if self.unparsed:
+            out["keys not parsed as dumps"] = list(self.unparsed)
+        return out
+
+
+@dataclass(frozen=True)
+class DatabaseFingerprint:
+    """What a service depends on in one database, taken in one snapshot: the rows of every table
+    and materialized view, and the catalog (schema objects, privileges, owners, sequences, large objects)."""
+
+    tables: Fingerprint
+    catalog: Catalog
 
 
 @dataclass
@@ -86,6 +105,7 @@ class JobRun:
     objects: list[BackupObject] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
     last_log_line: str = ""
+    globals_key: str = ""  # the roles dumped beside the databases (pg-dump jobs)
 
 
 @dataclass(frozen=True)
@@ -216,7 +236,11 @@ class Database(Protocol):
     def databases(self) -> list[str]: ...
     def exists(self, name: str) -> bool: ...
     def fingerprint(self, name: str) -> Fingerprint: ...
-    def dump(self, name: str, out: Path) -> Fingerprint: ...
+    def catalog(self, name: str) -> Catalog: ...
+    def dump(self, name: str, out: Path) -> DatabaseFingerprint: ...
+    def dump_globals(self, out: Path) -> None: ...
+    def load_globals(self, sql: Path) -> list[str]: ...
+    def copy_database_settings(self, source: str, target: str) -> list[str]: ...
     def load(self, name: str, sql: Path) -> None: ...
     def create(self, name: str) -> None: ...
     def drop(self, name: str) -> None: ...

@@ -13,14 +13,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql as q
 
+from akko_dr.adapters.pg_fingerprint import PgFingerprinter, newest_pg_dump
 from akko_dr.errors import DrillError, TargetUnavailable
-from akko_dr.ports import CANARY_TABLE, Fingerprint
-
-_TABLES = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2
-"""
+from akko_dr.ports import CANARY_TABLE, Catalog, DatabaseFingerprint, Fingerprint
 
 
 def redact(dsn: str) -> str:
@@ -32,19 +27,6 @@ def redact(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def fingerprint_with(conn: psycopg.Connection) -> Fingerprint:
-    """Row count and content checksum of every user table, in the connection's snapshot."""
-    out: Fingerprint = {}
-    for schema, table in conn.execute(_TABLES).fetchall():
-        ident = q.Identifier(schema, table)
-        rows, checksum = conn.execute(q.SQL(
-            "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '')"
-            " FROM {} t").format(ident)).fetchone()
-        name = table if schema == "public" else f"{schema}.{table}"
-        out[name] = {"rows": rows, "checksum": checksum}
-    return out
-
-
 class PostgresDatabase:
     """A PostgreSQL server reached through a DSN template (``{db}`` or path = database)."""
 
@@ -52,6 +34,8 @@ class PostgresDatabase:
         self._dsn = dsn
         self._bin = bin_dir
         self._admin = admin_db
+        self.fingerprints = PgFingerprinter(self._connect, self.dsn,
+                                            self._tool("pg_dump") if bin_dir else newest_pg_dump())
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({redact(self._dsn)})"
@@ -115,8 +99,12 @@ class PostgresDatabase:
             conn.execute(sql)
 
     def fingerprint(self, name: str) -> Fingerprint:
-        with self._connect(name) as conn:
-            return fingerprint_with(conn)
+        """Row count and row-hash sum of every table and materialized view (parallel, one snapshot)."""
+        return self.fingerprints.take(name, catalog=False).tables
+
+    def catalog(self, name: str) -> Catalog:
+        """Schema objects, privileges, owners, sequence positions and large objects of ``name``."""
+        return self.fingerprints.take(name, tables=False).catalog
 
     def latest_canary(self, name: str) -> datetime | None:
         """The newest canary row of ``name``; None when it has none, or no canary table at all (a
@@ -127,20 +115,20 @@ class PostgresDatabase:
             return conn.execute(q.SQL("SELECT max(written_at) FROM {}").format(
                 q.Identifier(CANARY_TABLE))).fetchone()[0]
 
-    def dump(self, name: str, out: Path) -> Fingerprint:
+    def dump(self, name: str, out: Path) -> DatabaseFingerprint:
         """Write a gzipped plain-SQL dump to ``out``; return the fingerprint of the same snapshot."""
         with self._connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            fingerprint = fingerprint_with(conn)
-            cmd = [self._tool("pg_dump"), "--no-owner", "--no-privileges",
-                   f"--snapshot={snapshot}", "-d", self.dsn(name)]
+            pending = self.fingerprints.begin(name, snapshot)  # alongside pg_dump, same snapshot
+            cmd = [self._tool("pg_dump"), f"--snapshot={snapshot}", "-d", self.dsn(name)]
             with gzip.open(out, "wb") as gz:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 shutil.copyfileobj(proc.stdout, gz)
                 err = proc.stderr.read().decode(errors="replace")
                 if proc.wait() != 0:
                     raise DrillError(f"pg_dump of {name} failed: {_last_line(err)}")
+            fingerprint = pending.result()
             conn.rollback()
         return fingerprint
 
@@ -154,6 +142,66 @@ class PostgresDatabase:
                 line = proc.stderr.strip().splitlines()[0].removeprefix("psql: error: ")
                 raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
             raise DrillError(f"restore into {name} failed: {_error_line(proc.stderr)}")
+
+
+    def dump_globals(self, out: Path) -> None:
+        """Write the roles and tablespaces (``pg_dumpall --globals-only``), gzipped, to ``out``."""
+        cmd = [self._tool("pg_dumpall"), "--globals-only", "-d", self.dsn(self._admin)]
+        proc = subprocess.run(cmd, capture_output=True)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace")
+            raise DrillError(f"pg_dumpall --globals-only failed: {_last_line(err)}")
+        out.write_bytes(gzip.compress(proc.stdout, compresslevel=6))
+
+    def load_globals(self, sql: Path) -> list[str]:
+        """Replay a gzipped globals dump; roles that already exist are kept as they are (named in the
+        returned notes); any other error refuses with the server's line (never the statement)."""
+        cmd = [self._tool("psql"), "-X", "-q", "-d", self.dsn(self._admin)]
+        proc = subprocess.run(cmd, input=gzip.decompress(sql.read_bytes()), capture_output=True)
+        stderr = proc.stderr.decode(errors="replace")
+        errors = [line.split("ERROR:", 1)[1].strip() for line in stderr.splitlines() if "ERROR:" in line]
+        existing = [e for e in errors if e.startswith("role ") and e.endswith("already exists")]
+        if proc.returncode != 0 or len(existing) < len(errors):
+            other = [e for e in errors if e not in existing] or [_last_line(stderr)]
+            raise DrillError(f"restoring the roles (globals) failed: {other[0]}")
+        return existing
+
+
+    def copy_database_settings(self, source: str, target: str) -> list[str]:
+        """Give ``target`` the database-level owner, privileges (CONNECT, CREATE, TEMPORARY) and
+        settings of ``source``, which a per-database dump does not hold; what was applied, one line each."""
+        dst = q.Identifier(target)
+        with self._connect(self._admin) as conn:
+            owner, has_acl = conn.execute(_DB_OWNER, (source,)).fetchone()
+            statements = [(f"owner {owner}",
+                           q.SQL("ALTER DATABASE {} OWNER TO {}").format(dst, q.Identifier(owner)))]
+            if has_acl:
+                statements.append(("no default PUBLIC access",
+                                   q.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(dst)))
+                grants = conn.execute(_DB_GRANTS, (source,)).fetchall()
+                statements += [(f"{privilege} to {grantee}", _grant(dst, grantee, privilege, grantable))
+                               for grantee, privilege, grantable in grants]
+            for (setting,) in conn.execute(_DB_SETTINGS, (source,)).fetchall():
+                name, _, value = setting.partition("=")
+                statements.append((f"setting {name}", q.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    dst, q.Identifier(name), q.Literal(value))))
+            for _, statement in statements:
+                conn.execute(statement)
+        return [done for done, _ in statements]
+
+
+_DB_OWNER = "SELECT pg_get_userbyid(datdba), datacl IS NOT NULL FROM pg_database WHERE datname = %s"
+_DB_GRANTS = ("SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
+              "a.privilege_type, a.is_grantable FROM pg_database d, aclexplode(d.datacl) a "
+              "WHERE d.datname = %s")
+_DB_SETTINGS = ("SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d "
+                "ON d.oid = s.setdatabase WHERE d.datname = %s AND s.setrole = 0")
+
+
+def _grant(database: q.Identifier, grantee: str, privilege: str, grantable: bool) -> q.Composed:
+    who = q.SQL("PUBLIC") if grantee == "PUBLIC" else q.Identifier(grantee)
+    option = q.SQL(" WITH GRANT OPTION" if grantable else "")
+    return q.SQL("GRANT {} ON DATABASE {} TO {}{}").format(q.SQL(privilege), database, who, option)
 
 
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from akko_dr.backup import restore_globals
 from akko_dr.canary import wait_for_write
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
@@ -77,6 +78,8 @@ class DatabaseRebuild:
                                   "RPO the schedule allows": worst.verdict() if worst else "not measured"}
         if self.restore.backup:
             out["backup"] = self.restore.backup.provenance()["uri"]
+        if self.restore.compared:
+            out["compared"] = self.restore.compared
         if self.error:
             out["error"] = self.error
         return out
@@ -128,6 +131,7 @@ class FullRebuildDrill:
     started: list[str] = field(default_factory=list)  # services started on it, stopped again by abort
     log: list[str] = field(default_factory=list)
     replay_seconds: float = 0.0
+    roles: str = ""  # how the roles (globals) came back, before any database
     declared_at: datetime | None = None
     validated_at: datetime | None = None
     _t0: float = 0.0
@@ -193,7 +197,8 @@ class FullRebuildDrill:
                 "restore the namespace from the newest Velero backup of the schedule into a namespace of the "
                 "drill's own (POST velero.io/v1 restores)",
                 f"replay {len(self.databases)} databases from their newest dumps in parallel, each verified "
-                "against its manifest (S3 GetObject; SQL CREATE DATABASE, psql)",
+                "against its manifest, after the roles from the globals dump (S3 GetObject; SQL CREATE "
+                "DATABASE, psql)",
                 f"copy the object data back from s3://{policy.storage.replica_bucket} "
                 "(S3 GetObject, PutObject)",
                 "start every service and wait for its first write (PATCH …/scale; SQL SELECT)"]
@@ -230,8 +235,19 @@ class FullRebuildDrill:
             raise DrillError(f"Velero restore of {backup.name} failed: {outcome.summary()}")
         return {"backup": backup.name, "restore": outcome.summary()}
 
+    def restore_roles(self) -> str:
+        """The roles first (``pg_dumpall --globals-only`` beside the dumps): every database's owners and
+        grants name them, and the services log in as them."""
+        target = self.target
+        self.roles = restore_globals(target.policy, target.store, target.db, target.workdir)
+        self._note(self.roles)
+        return self.roles
+
     def replay_databases(self, workers: int | None = None) -> list[str]:
-        """Replay every database at once (bounded by the cores); return the names that came back."""
+        """Restore the roles, then replay every database at once (bounded by the cores); return the names
+        that came back."""
+        if not self.roles:
+            self.restore_roles()
         workers = workers or replay_workers()
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -419,9 +435,12 @@ class FullRebuildDrill:
         verified = [r.name for r in self.databases.values() if r.restored]
         return {"class": self.klass.title, "platform lost": self.lost,
                 "kept for sign-off": kept, "backups": backups,
-                "integrity check": (f"sha256 of every dump against its manifest, then row count and content "
-                                    f"checksum of every table: {len(verified)} of {len(self.databases)} "
-                                    "databases verified") if backups else "not reached",
+                "roles": self.roles or "not restored",
+                "integrity check": (f"sha256 of every dump against its manifest, then the restored copy "
+                                    "against the manifest's fingerprint (categories compared: per database "
+                                    "below): "
+                                    f"{len(verified)} of {len(self.databases)} databases verified")
+                if backups else "not reached",
                 "segregated_restore": self.provisioned is not None,
                 "segregation": (f"new PostgreSQL server {self.provisioned}: segregated from the lost one "
                                 "(own process and data directory)") if self.provisioned
