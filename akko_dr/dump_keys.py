@@ -97,7 +97,8 @@ def compile_template(text: str, need_database: bool = True) -> KeyTemplate:
         wanted = "{database} and {timestamp}" if need_database else "{timestamp}"
         raise TemplateError(f"{text!r} must contain {wanted}")
     fixed = None if "format" in fields else next((f for f in FORMATS if text.endswith("." + f)), FORMATS[0])
-    return KeyTemplate(text, time_format, re.compile("".join(parts), re.DOTALL), fixed)  # a name may hold a newline
+    # DOTALL: a database name may hold a newline
+    return KeyTemplate(text, time_format, re.compile("".join(parts), re.DOTALL), fixed)
 
 
 def _time_regex(fmt: str, text: str) -> str:
