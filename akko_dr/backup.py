@@ -11,14 +11,20 @@ from pathlib import Path
 
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
-from akko_dr.ports import BackupObject, Database, JobRun, ObjectStore
+from akko_dr.ports import DUMP_SUFFIXES, BackupObject, Database, JobRun, ObjectStore
 from akko_dr.replication import mirror
 
 KEY_TIME = "%Y%m%d%H%M%S"
 
 
-def dump_key(policy: Policy, database: str, when: datetime) -> str:
-    return f"{policy.storage.dump_prefix}{database}_{when.strftime(KEY_TIME)}.sql.gz"
+def dump_key(policy: Policy, database: str, when: datetime, fmt: str = "plain") -> str:
+    return f"{policy.storage.dump_prefix}{database}_{when.strftime(KEY_TIME)}{DUMP_SUFFIXES[fmt]}"
+
+
+def dump_pattern(policy: Policy, database: str) -> re.Pattern[str]:
+    """Dump keys of ``database``, in any format; group 1 is the time in the key."""
+    suffixes = "|".join(re.escape(s) for s in DUMP_SUFFIXES.values())
+    return re.compile(rf"^{re.escape(policy.storage.dump_prefix + database)}_(\d{{14}})(?:{suffixes})$")
 
 
 def sha256_of(path: Path) -> str:
@@ -31,13 +37,14 @@ def sha256_of(path: Path) -> str:
 
 def backup_database(policy: Policy, db: Database, store: ObjectStore, database: str,
                     workdir: Path) -> BackupObject:
-    """Dump one database and upload ``pg/<db>_<YYYYmmddHHMMSS>.sql.gz`` with its manifest."""
-    taken_at = datetime.now(UTC)
+    """Dump one database and upload ``pg/<db>_<YYYYmmddHHMMSS>.sql.gz`` (or ``.dump``, the custom format
+    the policy's ``storage.dump_format`` may ask for) with its manifest."""
+    taken_at, fmt = datetime.now(UTC), policy.storage.dump_format
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        path = Path(tmp) / "dump.sql.gz"
-        fingerprint = db.dump(database, path)
+        path = Path(tmp) / f"dump{DUMP_SUFFIXES[fmt]}"
+        fingerprint = db.dump(database, path, fmt)
         obj = BackupObject(database=database, bucket=policy.storage.backups_bucket,
-                           key=dump_key(policy, database, taken_at), taken_at=taken_at,
+                           key=dump_key(policy, database, taken_at, fmt), taken_at=taken_at,
                            size=path.stat().st_size, sha256=sha256_of(path),
                            job=policy.database(database).job.name, fingerprint=fingerprint)
         store.put(obj.bucket, obj.key, path, metadata={"database": database, "sha256": obj.sha256})
@@ -66,14 +73,10 @@ def run_job(policy: Policy, job: str, db: Database, store: ObjectStore, workdir:
     return run
 
 
-def _dump_pattern(policy: Policy, database: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(policy.storage.dump_prefix + database)}_(\d{{14}})\.sql\.gz$")
-
-
 def latest_backup(policy: Policy, store: ObjectStore, database: str) -> BackupObject:
     """The newest dump of ``database`` (by the timestamp in its key), with its manifest if any."""
     bucket = policy.storage.backups_bucket
-    pattern = _dump_pattern(policy, database)
+    pattern = dump_pattern(policy, database)
     found = [(m[1], o) for o in store.list(bucket, policy.storage.dump_prefix + database + "_")
              if (m := pattern.match(o.key))]
     if not found:

@@ -15,6 +15,7 @@ import yaml
 from croniter import croniter
 
 from akko_dr.errors import PolicyError
+from akko_dr.ports import DUMP_SUFFIXES
 
 DEFAULT_POLICY = "akko-2026.04.yaml"
 JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero")
@@ -111,6 +112,7 @@ class Storage:
     audit_lock_retention: timedelta
     hot_buckets: tuple[str, ...] = ()
     replica_bucket: str = ""
+    dump_format: str = "plain"  # what the sandbox's pg-dump job writes: plain (.sql.gz) or custom (.dump)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,14 @@ def _need(data: Any, key: str, kind: type, where: str) -> Any:
     value = data[key]
     if not isinstance(value, kind):
         raise PolicyError(f"{where}{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _dump_format(storage: dict[str, Any]) -> str:
+    """storage.dump_format: plain (gzipped SQL, the default) or custom (pg_dump's archive)."""
+    value = storage.get("dump_format", "plain")
+    if value not in DUMP_SUFFIXES:
+        raise PolicyError(f"storage.dump_format: expected one of {', '.join(DUMP_SUFFIXES)}, got {value!r}")
     return value
 
 
@@ -255,6 +265,7 @@ def _policy(raw: Any, source: str) -> Policy:
             _need(lock, "retention", str, "storage.audit_lock."), "storage.audit_lock.retention"),
         hot_buckets=tuple(_need(st, "hot_buckets", list, "storage.")),
         replica_bucket=_need(st, "replica_bucket", str, "storage."),
+        dump_format=_dump_format(st),
     )
     cadence = _need(raw, "cadence", dict, "")
     return Policy(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.response import StreamingBody
+from urllib3.exceptions import ProtocolError
 
 from akko_dr.errors import TargetUnavailable
 from akko_dr.ports import BucketLock, StoredObject, StoreRefused
@@ -52,6 +55,11 @@ class S3ObjectStore:
         with open(path, "wb") as out:
             for chunk in resp["Body"].iter_chunks(1 << 20):
                 out.write(chunk)
+
+    def stream(self, bucket: str, key: str) -> BinaryIO:
+        """The object's bytes as a reader, fetched as they are read (never held whole)."""
+        resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
+        return _Body(resp["Body"], f"{self.endpoint} (get s3://{bucket}/{key})")
 
     def read(self, bucket: str, key: str) -> bytes:
         resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
@@ -109,6 +117,26 @@ class S3ObjectStore:
             if not page.get("IsTruncated"):
                 return out
             token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+class _Body:
+    """A streaming GET's body; a connection lost mid-read is the store unavailable, in one line."""
+
+    def __init__(self, body: StreamingBody, where: str) -> None:
+        self._body, self._where = body, where
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._body.read(None if n < 0 else n)
+        except (BotoCoreError, ProtocolError, OSError) as err:
+            raise TargetUnavailable(f"object store connection lost at {self._where}: "
+                                    f"{type(err).__name__}") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._body.close()
 
 
 def refusal(what: str, err: ClientError) -> StoreRefused:

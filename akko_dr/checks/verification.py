@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from akko_dr.backup import KEY_TIME
+from akko_dr.backup import KEY_TIME, dump_pattern
 from akko_dr.checks import CheckResult, age_text, inconclusive, not_applicable, result, uncovered
 from akko_dr.checks.storage import lock_problems, lock_text
 from akko_dr.checks.velero import failed_since, failure_text, newest_completed, of_schedule
@@ -49,7 +48,7 @@ def latest_dumps(policy: Policy, store: ObjectStore) -> dict[str, Dump | None]:
     listing = store.list(bucket, prefix)
     out: dict[str, Dump | None] = {}
     for name in policy.databases:
-        pattern = re.compile(rf"^{re.escape(prefix + name)}_(\d{{14}})\.sql\.gz$")
+        pattern = dump_pattern(policy, name)
         found = [Dump(name, bucket, o.key, o.size, datetime.strptime(m[1], KEY_TIME).replace(tzinfo=UTC),
                       o.last_modified) for o in listing if (m := pattern.match(o.key))]
         out[name] = max(found, key=lambda d: d.key_time, default=None)

@@ -7,16 +7,13 @@ until sign-off. Any failure rolls back to the untouched original and restarts th
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import time
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from akko_dr.backup import BackupObject, latest_backup, sha256_of
+from akko_dr.backup import BackupObject, latest_backup
 from akko_dr.canary import wait_for_write
+from akko_dr.dumpstream import BackupStream, cores, restore_into
 from akko_dr.errors import DrillError
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
@@ -61,7 +58,7 @@ class RestoreDatabaseDrill:
     log: list[str] = field(default_factory=list)
     _t0: float = 0.0
     _t1: float = 0.0
-    _sql: Path | None = None
+    _stream: BackupStream | None = None
 
     @property
     def info(self) -> PolicyDatabase:
@@ -84,11 +81,6 @@ class RestoreDatabaseDrill:
     @property
     def kept(self) -> str:
         return f"{self.database}__predrill_{self.run_id}"
-
-    @property
-    def sql_file(self) -> Path | None:
-        """The checked, decompressed dump once pulled (Drill 2 replays it again to time the replay)."""
-        return self._sql
 
     def _note(self, line: str) -> None:
         self.log.append(f"{utcnow().isoformat(timespec='milliseconds')} {line}")
@@ -122,32 +114,36 @@ class RestoreDatabaseDrill:
         self._note(f"consumer {service} stopped")
 
     def pull_latest_backup(self) -> BackupObject:
-        """Fetch the newest dump, check its sha256 and that it decompresses whole."""
+        """Find the newest dump and start fetching it: a gzipped SQL dump streams on into the restore
+        (its sha256 and gzip integrity are checked as it passes); a custom-format archive is fetched
+        whole (compressed) and its sha256 checked here."""
         self.backup = latest_backup(self.target.policy, self.target.store, self.database)
-        gz = self.target.workdir / f"{self.run_id}-{self.database}.sql.gz"
-        self.target.store.download(self.backup.bucket, self.backup.key, gz)
-        actual = sha256_of(gz)
-        if self.backup.sha256 and actual != self.backup.sha256:
-            raise DrillError(f"backup {self.backup.key} is corrupt: sha256 {actual[:12]}… differs from "
-                             f"the {self.backup.sha256[:12]}… recorded at backup time")
-        self.backup.sha256, self.backup.size = actual, gz.stat().st_size
-        self._sql = gz.with_suffix("")
-        try:
-            with gzip.open(gz, "rb") as src, open(self._sql, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DrillError(f"backup {self.backup.key} is corrupt or truncated: {err}") from None
-        self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} ({self.backup.size} bytes)")
+        spool = self.target.workdir / f"{self.run_id}-{self.database}.archive"
+        self._stream = BackupStream(self.target.store, self.backup, spool)
+        how = ("streamed into the restore, checked as it passes" if self._stream.format == "plain"
+               else f"custom-format archive fetched ({self.backup.size} bytes), sha256 checked")
+        self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} ({how})")
         return self.backup
 
-    def restore_to_scratch(self) -> None:
-        assert self._sql is not None, "pull the backup first"
+    def restore_to_scratch(self, jobs: int | None = None) -> None:
+        """Restore the pulled backup into a new scratch database (``jobs`` parallel pg_restore workers
+        for an archive: every core by default)."""
+        assert self._stream is not None, "pull the backup first"
         db = self.server
         db.drop(self.scratch)
         db.create(self.scratch)
         self.scratch_created = True
-        db.load(self.scratch, self._sql)
-        self._note(f"backup restored into scratch database {self.scratch}")
+        try:
+            restore_into(db, self.scratch, self._stream, jobs or cores())
+        finally:
+            self._close_stream()
+        self._note(f"backup restored into scratch database {self.scratch} ({self.backup.size} bytes, "
+                   f"sha256 {self.backup.sha256[:12]}… checked)")
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
     def verify_scratch(self) -> dict[str, object]:
         """Compare the scratch database with what the backup recorded; refuse on any difference."""
@@ -290,9 +286,10 @@ class RestoreDatabaseDrill:
         return [
             *steps,
             f"stop {consumer}: scale to 0 on {orch} (PATCH apps/v1 deployments/{consumer}/scale)",
-            f"pull the newest pg/{db}_*.sql.gz from s3://{bucket} (S3 ListObjectsV2, GetObject)",
-            "check its sha256 against the backup manifest and that it decompresses whole (local)",
-            f"restore it into a new scratch database {self.scratch} (SQL CREATE DATABASE, psql)",
+            f"pull the newest pg/{db}_* dump from s3://{bucket} (S3 ListObjectsV2, GetObject)",
+            f"stream it into a new scratch database {self.scratch}, checking its sha256 against the backup "
+            "manifest and that it decompresses whole as it passes (SQL CREATE DATABASE; psql, or "
+            "pg_restore -j for a custom-format archive)",
             "compare the scratch database with the fingerprint recorded at backup time (SQL SELECT)",
             f"rename {db} to {self.kept} (kept until sign-off), then {self.scratch} to {db} "
             "(SQL ALTER DATABASE … RENAME)",
@@ -303,6 +300,7 @@ class RestoreDatabaseDrill:
     def abort(self) -> list[str]:
         """Undo whatever a failed drill left: scratch dropped, original in place, consumer running."""
         actions: list[str] = []
+        self._close_stream()
         for action, step in (("scratch database dropped", self._drop_scratch),
                              ("consumer restarted", self._restart_if_stopped)):
             try:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.adapters.s3 import S3ObjectStore
@@ -80,9 +81,9 @@ class ServerLostDuringLoad(PostgresDatabase):
         super().__init__(inner._dsn, inner._bin, inner._admin)
         self._stop_server = stop_server
 
-    def load(self, name: str, sql: Path) -> None:
+    def load(self, name: str, sql: Path | BinaryIO, jobs: int = 1) -> None:
         self._stop_server()
-        super().load(name, sql)
+        super().load(name, sql, jobs)
 
 
 class InterruptedDuringLoad(PostgresDatabase):
@@ -91,7 +92,7 @@ class InterruptedDuringLoad(PostgresDatabase):
     def __init__(self, inner: PostgresDatabase) -> None:
         super().__init__(inner._dsn, inner._bin, inner._admin)
 
-    def load(self, name: str, sql: Path) -> None:
+    def load(self, name: str, sql: Path | BinaryIO, jobs: int = 1) -> None:
         raise KeyboardInterrupt
 
 

@@ -1,0 +1,256 @@
+"""Restore speed (issue 13): the harness's Drill 1, its backup job and Drill 2's replay against the
+paper procedure and the tools' own floor, in one run on the same data and server.
+
+Starts a sandbox of its own (real PostgreSQL; the S3 emulator in a process of its own, so the peak RSS
+is the harness's alone), fills superset_metadata to ``--size`` MB with benchmarks/generate.py, then
+times, in this order:
+
+1. backups: ``pg_dump | gzip -1`` (the reference), the harness's backup job (plain ``.sql.gz``), the
+   harness's job writing the custom format, and ``pg_dump -Fc`` (the floor's archive);
+2. the playbook's literal Drill 1 pipeline: download, ``DROP DATABASE``/``CREATE DATABASE``,
+   ``zcat | psql``;
+3. the floor: ``pg_restore -j<cores>`` of the custom-format archive into an empty database;
+4. the harness's Drill 1 end to end (RTO) with its phases, from the plain dump and from the custom one;
+5. Drill 2's replay of four databases of mixed size, sequential and in parallel (biggest first).
+
+Prints a table and one JSON line. Run: ``python benchmarks/restore_speed.py [--size 1000] [--seed 13]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import generate
+
+from akko_dr.backup import backup_database, latest_backup, run_job
+from akko_dr.drills.full_rebuild import replay
+from akko_dr.drills.restore_database import RestoreDatabaseDrill
+from akko_dr.dumpstream import cores
+from akko_dr.policy import load_policy
+from akko_dr.ports import BackupObject
+from akko_dr.sandbox import start_sandbox
+from akko_dr.sandbox.emulator import _ProcessServer
+from akko_dr.sandbox.seed import schema_sql
+from akko_dr.targets import new_run_id
+from akko_dr.wiring import sandbox_target
+
+DB = "superset_metadata"
+MIX = (0.40, 0.25, 0.20, 0.15)  # Drill 2's databases, as shares of half the main database's size
+TARGETS = {"drill_1_vs_playbook": 0.85, "restore_vs_floor": 1.0, "overhead_of_restore": 0.10,
+           "peak_rss_mb": 200, "backup_vs_gzip1": 1.3, "drill_2_speed_up": 1.5}
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.monotonic()
+    fn()
+    return time.monotonic() - t0
+
+
+def pipe(first: list[str], second: list[str], stdout: Path = Path(os.devnull)) -> None:
+    """``first | second > stdout``, failing loudly when either fails."""
+    with open(stdout, "wb") as out:
+        a = subprocess.Popen(first, stdout=subprocess.PIPE)
+        b = subprocess.Popen(second, stdin=a.stdout, stdout=out)
+        a.stdout.close()
+        if b.wait() != 0 or a.wait() != 0:
+            raise RuntimeError(f"{first[0]} | {second[0]} failed")
+
+
+class Bench:
+    """One benchmark run on one sandbox."""
+
+    def __init__(self, sandbox, work: Path) -> None:
+        self.sandbox, self.work, self.policy = sandbox, work, sandbox.policy
+        self.target = sandbox_target(sandbox, work)
+        self.dumps: dict[str, BackupObject] = {}
+        self.tool = lambda name: self.sandbox.db._tool(name)
+        self.rows: list[tuple[str, float, float | None]] = []
+        self.figures: dict[str, object] = {"cores": cores()}
+
+    def psql(self, *sql: str) -> None:
+        cmd = [self.tool("psql"), "-X", "-q", "-d", self.sandbox.db.dsn("postgres")]
+        for statement in sql:
+            cmd += ["-c", statement]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    # -- backups ---------------------------------------------------------------------------
+    def backups(self) -> None:
+        dsn, job = self.sandbox.db.dsn(DB), self.policy.database(DB).job.name
+        ref = timed(lambda: pipe([self.tool("pg_dump"), "-d", dsn], ["gzip", "-1"], self.work / "ref.sql.gz"))
+        plain = timed(lambda: self._job(job, "plain"))
+        custom = timed(lambda: self._job(job, "custom"))
+        self.archive = self.work / "floor.dump"
+        floor = timed(lambda: subprocess.run([self.tool("pg_dump"), "-Fc", "--compress=gzip:1", "-d", dsn,
+                                              "-f", str(self.archive)], check=True))
+        n = sum(1 for d in self.policy.databases.values() if d.job.name == job)
+        self.rows += [("`pg_dump | gzip -1` (reference)", ref, 1.0),
+                      (f"harness backup job, plain .sql.gz ({n} databases)", plain, plain / ref),
+                      (f"harness backup job, custom format ({n} databases)", custom, custom / ref),
+                      ("`pg_dump -Fc --compress=gzip:1`", floor, floor / ref)]
+        self.figures |= {"backup_ref_s": ref, "backup_job_s": plain, "backup_job_custom_s": custom,
+                         "backup_vs_gzip1": plain / ref, "job_gz_bytes": self.dumps["plain"].size,
+                         "ref_gz_bytes": (self.work / "ref.sql.gz").stat().st_size,
+                         "archive_bytes": self.archive.stat().st_size}
+
+    def _job(self, job: str, fmt: str) -> None:
+        policy = replace(self.policy, storage=replace(self.policy.storage, dump_format=fmt))
+        run = run_job(policy, job, self.sandbox.db, self.sandbox.store, self.work)
+        if not run.succeeded:
+            raise RuntimeError(run.error)
+        self.dumps[fmt] = next(o for o in run.objects if o.database == DB)
+
+    # -- restores --------------------------------------------------------------------------
+    def playbook(self) -> float:
+        """The paper procedure, literally (into a database of its own, not over the source)."""
+        gz, name = self.work / "restore.sql.gz", "bench_playbook"
+        t0 = time.monotonic()
+        dump = self.dumps["plain"]
+        self.sandbox.store.download(dump.bucket, dump.key, gz)
+        self.psql(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+        pipe(["zcat", str(gz)], [self.tool("psql"), "-X", "-q", "-d", self.sandbox.db.dsn(name)])
+        elapsed = time.monotonic() - t0
+        self.psql(f"DROP DATABASE {name}")
+        gz.unlink()
+        return elapsed
+
+    def floor(self) -> float:
+        name = "bench_floor"
+        self.psql(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+        elapsed = timed(lambda: subprocess.run(
+            [self.tool("pg_restore"), f"-j{cores()}", "-d", self.sandbox.db.dsn(name), str(self.archive)],
+            check=True))
+        self.psql(f"DROP DATABASE {name}")
+        return elapsed
+
+    def drill_1(self, fmt: str) -> dict[str, float]:
+        """The harness's Drill 1, step by step as recover() runs them, each step timed."""
+        self._newest(fmt)
+        drill = RestoreDatabaseDrill(self.target, DB, new_run_id())
+        drill.drop_table("slices")
+        drill.declare_incident()
+        phases = {"stop": timed(drill.stop_consumer), "pull": timed(drill.pull_latest_backup),
+                  "restore": timed(drill.restore_to_scratch), "verify": timed(drill.verify_scratch),
+                  "swap, restart, validate": timed(lambda: (drill.swap_in(), drill.restart_consumer(),
+                                                            drill.validate_service()))}
+        phases["rto"] = drill.rto().measured.total_seconds()
+        self.sandbox.db.drop(drill.kept)
+        return phases
+
+    def _newest(self, fmt: str) -> None:
+        """Leave a fresh ``fmt`` dump the only one of the database (a drill restores the newest one)."""
+        store = self.sandbox.store
+        for obj in store.list(self.policy.storage.backups_bucket, self.policy.storage.dump_prefix + DB + "_"):
+            store.delete(obj.bucket, obj.key)
+        self._job(self.policy.database(DB).job.name, fmt)
+        if latest_backup(self.policy, store, DB).key != self.dumps[fmt].key:
+            raise RuntimeError(f"{self.dumps[fmt].key} is not the newest dump of {DB}")
+
+    # -- Drill 2 ---------------------------------------------------------------------------
+    def drill_2(self, size_mb: int, seed: int) -> None:
+        db, backups = self.sandbox.db, {}
+        for i, share in enumerate(MIX):
+            name = f"bench_mix_{i}"
+            db.drop(name)
+            db.create(name)
+            db.execute(name, schema_sql(DB))
+            generate(db.dsn(name), max(int(size_mb / 2 * share), 5), seed + i)
+            policy = replace(self.policy, databases={name: self.policy.database(DB)} | self.policy.databases)
+            backups[name] = backup_database(policy, db, self.sandbox.store, name, self.work)
+        seq = replay(db, self.sandbox.store, backups, 1, "seq", self.work)
+        par = replay(db, self.sandbox.store, backups, cores(), "par", self.work)
+        for name in backups:
+            db.drop(name)
+        self.rows += [("Drill 2 replay, 4 databases of mixed size, sequential", seq, 1.0),
+                      (f"Drill 2 replay, parallel ({cores()} workers, biggest first)", par, par / seq)]
+        self.figures |= {"drill_2_sequential_s": seq, "drill_2_parallel_s": par,
+                         "drill_2_speed_up": seq / par}
+
+
+def run(size_mb: int, seed: int) -> dict[str, object]:
+    policy = load_policy()
+    emulator = _ProcessServer()
+    work = Path(tempfile.mkdtemp(prefix="akko-bench-"))
+    work.chmod(0o755)
+    try:
+        with start_sandbox(policy, root=work / "sandbox", s3_endpoint=emulator.endpoint,
+                           consumers=(DB,), initial_backups=False) as sandbox:
+            bench = Bench(sandbox, work)
+            t0 = time.monotonic()
+            bench.figures["generated"] = generate(sandbox.db.dsn(DB), size_mb, seed)
+            bench.figures["generate_s"] = time.monotonic() - t0
+            return report(bench, size_mb, seed)
+    finally:
+        emulator.stop()
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def report(bench: Bench, size_mb: int, seed: int) -> dict[str, object]:
+    bench.backups()
+    playbook, floor = bench.playbook(), bench.floor()
+    plain, custom = bench.drill_1("plain"), bench.drill_1("custom")
+    restore = plain["pull"] + plain["restore"]  # streamed: the download overlaps the restore
+    bench.rows += [("playbook Drill 1 (download, DROP/CREATE, `zcat | psql`)", playbook, 1.0),
+                   (f"floor: `pg_restore -j{cores()}` of a custom-format dump", floor, floor / playbook)]
+    for label, phases in (("plain .sql.gz", plain), ("custom format", custom)):
+        rto = phases["rto"]
+        bench.rows.append((f"harness Drill 1 end to end (RTO), {label}", rto, rto / playbook))
+        bench.rows += [(f"— {phase}", seconds, None) for phase, seconds in phases.items() if phase != "rto"]
+    bench.drill_2(size_mb, seed)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    best = min(plain["rto"], custom["rto"])
+    best_phases = plain if plain["rto"] <= custom["rto"] else custom
+    best_restore = best_phases["pull"] + best_phases["restore"]
+    figures = bench.figures | {
+        "size_mb": size_mb, "seed": seed, "playbook_s": playbook, "floor_s": floor,
+        "drill_1_plain": plain, "drill_1_custom": custom, "peak_rss_mb": rss_mb,
+        "drill_1_vs_playbook": best / playbook, "restore_vs_floor": best_restore / floor,
+        "plain_restore_vs_floor": restore / floor,
+        "overhead_of_restore": (best - best_restore) / best_restore}
+    figures["targets"] = {name: _met(name, figures[name], limit) for name, limit in TARGETS.items()}
+    print_table(bench.rows, figures)
+    return figures
+
+
+def _met(name: str, value: float, limit: float) -> str:
+    ok = value >= limit if name == "drill_2_speed_up" else value <= limit
+    return f"{'met' if ok else 'NOT met'}: {value:.2f} ({'≥' if name == 'drill_2_speed_up' else '≤'} {limit})"
+
+
+def print_table(rows: list[tuple[str, float, float | None]], figures: dict[str, object]) -> None:
+    print(f"\n{figures['size_mb']} MB superset_metadata (seed {figures['seed']}, "
+          f"{figures['generated']['bytes'] / 1e6:.0f} MB on disk), {figures['cores']} cores\n")
+    print("| path | seconds | ratio |\n| --- | ---: | ---: |")
+    for label, seconds, ratio in rows:
+        print(f"| {label} | {seconds:.2f} | {'' if ratio is None else f'{ratio:.2f}'} |")
+    rss = f"{figures['peak_rss_mb']:.0f} MB"
+    print(f"| harness peak RSS (its own process; S3 emulator out of process) | {rss} | |")
+    print("\n| target | result |\n| --- | --- |")
+    for name, verdict in figures["targets"].items():
+        print(f"| {name} | {verdict} |")
+    print()
+    print(json.dumps(figures, default=str, sort_keys=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=1000, help="superset_metadata size in MB (default 1000)")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args()
+    run(args.size, args.seed)
+
+
+if __name__ == "__main__":
+    main()
