@@ -184,8 +184,14 @@ _UNREACHABLE = ("connection to server", "server closed the connection", "termina
 
 
 def _last_line(text: str) -> str:
+    """The line of a tool's stderr that says what went wrong: its last error line, else its last line
+    (psql follows an error with the statement and a caret)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+    errors = [line for line in lines if any(mark in line for mark in _ERROR_MARKS)]
+    return (errors or lines or ["no error output"])[-1]
+
+
+_ERROR_MARKS = ("ERROR:", "FATAL:", "PANIC:", "error:")
 
 
 class CanaryTable:
