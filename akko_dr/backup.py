@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
+from akko_dr.dumpstream import HashingWriter, SealedReader
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
-from akko_dr.ports import DUMP_SUFFIXES, BackupObject, Database, JobRun, ObjectStore
+from akko_dr.ports import DUMP_SUFFIXES, BackupObject, Database, Fingerprint, JobRun, ObjectStore
 from akko_dr.replication import mirror
 
 KEY_TIME = "%Y%m%d%H%M%S"
@@ -38,18 +41,51 @@ def sha256_of(path: Path) -> str:
 def backup_database(policy: Policy, db: Database, store: ObjectStore, database: str,
                     workdir: Path) -> BackupObject:
     """Dump one database and upload ``pg/<db>_<YYYYmmddHHMMSS>.sql.gz`` (or ``.dump``, the custom format
-    the policy's ``storage.dump_format`` may ask for) with its manifest."""
+    the policy's ``storage.dump_format`` may ask for) with its manifest, written last."""
     taken_at, fmt = datetime.now(UTC), policy.storage.dump_format
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        path = Path(tmp) / f"dump{DUMP_SUFFIXES[fmt]}"
-        fingerprint = db.dump(database, path, fmt)
-        obj = BackupObject(database=database, bucket=policy.storage.backups_bucket,
-                           key=dump_key(policy, database, taken_at, fmt), taken_at=taken_at,
-                           size=path.stat().st_size, sha256=sha256_of(path),
-                           job=policy.database(database).job.name, fingerprint=fingerprint)
-        store.put(obj.bucket, obj.key, path, metadata={"database": database, "sha256": obj.sha256})
+    obj = BackupObject(database=database, bucket=policy.storage.backups_bucket,
+                       key=dump_key(policy, database, taken_at, fmt), taken_at=taken_at,
+                       job=policy.database(database).job.name)
+    if fmt == "plain":
+        obj.fingerprint = _dump_streamed(db, store, obj)
+    else:
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            path = Path(tmp) / f"dump{DUMP_SUFFIXES[fmt]}"
+            obj.fingerprint = db.dump(database, path, fmt)
+            obj.size, obj.sha256 = path.stat().st_size, sha256_of(path)
+            store.put(obj.bucket, obj.key, path, metadata={"database": database, "sha256": obj.sha256})
     store.put_bytes(obj.bucket, obj.manifest_key, obj.manifest())
     return obj
+
+
+def _dump_streamed(db: Database, store: ObjectStore, obj: BackupObject) -> Fingerprint:
+    """pg_dump → gzip → the object store through a pipe, uploaded while it is written (no file): the
+    sha256 and size are taken on the way. Returns the fingerprint of the dump's snapshot."""
+    read_fd, write_fd = os.pipe()
+    reader = SealedReader(read_fd, f"the dump of {obj.database}")
+
+    def upload() -> None:
+        try:
+            store.put_stream(obj.bucket, obj.key, reader, metadata={"database": obj.database})
+        finally:
+            reader.close()  # a writer still writing gets a broken pipe instead of blocking
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        uploaded = pool.submit(upload)
+        try:
+            with open(write_fd, "wb") as raw:
+                out = HashingWriter(raw)
+                fingerprint = db.dump(obj.database, out, "plain")
+                reader.sealed = True
+        except BrokenPipeError:
+            uploaded.result()  # the upload failed first: its error is the reason
+            raise
+        except BaseException:
+            wait([uploaded])  # the upload aborts: the reader was not sealed
+            raise
+        uploaded.result()
+    obj.size, obj.sha256 = out.size, out.sha256.hexdigest()
+    return fingerprint
 
 
 def run_job(policy: Policy, job: str, db: Database, store: ObjectStore, workdir: Path) -> JobRun:

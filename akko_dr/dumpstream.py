@@ -42,6 +42,42 @@ def gzip_to(reader: IO[bytes], out: Path, level: int = GZIP_LEVEL) -> None:
             gz.write(chunk)
 
 
+class HashingWriter:
+    """A writer that hashes and counts what passes through it to ``raw``."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.sha256, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+class SealedReader:
+    """The read end of a pipe whose end of file counts only once the writer ``seal``-ed it: a producer
+    that died half-way makes the reader raise, so an upload reading it aborts instead of completing a
+    truncated object."""
+
+    def __init__(self, fd: int, what: str) -> None:
+        self._raw, self._what, self.sealed = open(fd, "rb"), what, False  # noqa: SIM115 - closed by close()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if not data and not self.sealed:
+            raise DrillError(f"{self._what} stopped before it was complete; upload aborted")
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 class _Hashing:
     """A reader that hashes and counts what passes through it; the first bytes can be peeked."""
 

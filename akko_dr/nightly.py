@@ -89,6 +89,10 @@ class ReadOnlyStore:
     def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
         _refuse_write(f"upload s3://{bucket}/{key}")
 
+    def put_stream(self, bucket: str, key: str, body: BinaryIO,
+                   metadata: dict[str, str] | None = None) -> None:
+        _refuse_write(f"upload s3://{bucket}/{key}")
+
     def delete(self, bucket: str, key: str) -> None:
         _refuse_write(f"delete s3://{bucket}/{key}")
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -128,3 +129,29 @@ def test_a_restored_dump_keeps_privileges_and_owners(target: Target, sandbox: Sa
         for key in (obj.key, obj.manifest_key):
             sandbox.store.delete(obj.bucket, key)
     assert not drill.leftover_databases()
+
+
+class DumpDyingHalfWay:
+    """A database whose pg_dump writes 20 MB (multipart territory) and then fails."""
+
+    def dump(self, name: str, out: Path | BinaryIO, fmt: str = "plain") -> dict:
+        for _ in range(20):
+            out.write(os.urandom(1 << 20))
+        raise DrillError(f"pg_dump of {name} failed: server closed the connection unexpectedly")
+
+
+def test_a_dump_failing_half_way_leaves_no_object_behind(target: Target, sandbox: Sandbox) -> None:
+    policy = target.policy
+    before = {o.key for o in sandbox.store.list(policy.storage.backups_bucket)}
+    with pytest.raises(DrillError, match="pg_dump of superset_metadata failed"):
+        finishes(lambda: backup_database(policy, DumpDyingHalfWay(), sandbox.store, "superset_metadata",
+                                         sandbox.root))
+    after = {o.key for o in sandbox.store.list(policy.storage.backups_bucket)}
+    assert after == before, f"expected no new object, found {sorted(after - before)}"
+
+
+def test_an_upload_refused_stops_the_dump_with_the_store_s_reason(target: Target, sandbox: Sandbox) -> None:
+    policy = replace(target.policy, storage=replace(target.policy.storage, backups_bucket="no-such-bucket"))
+    with pytest.raises(DrillError, match="NoSuchBucket"):
+        finishes(lambda: backup_database(policy, sandbox.db, sandbox.store, "superset_metadata",
+                                         sandbox.root))

@@ -118,12 +118,13 @@ class PostgresDatabase:
             return conn.execute(q.SQL("SELECT max(written_at) FROM {}").format(
                 q.Identifier(CANARY_TABLE))).fetchone()[0]
 
-    def dump(self, name: str, out: Path, fmt: str = "plain") -> Fingerprint:
+    def dump(self, name: str, out: Path | BinaryIO, fmt: str = "plain") -> Fingerprint:
         """Write a dump of ``name`` to ``out`` (privileges and owners kept) and return the fingerprint of
         the same snapshot, computed while pg_dump runs.
 
-        ``plain``: SQL gzipped by ISA-L on every core (pg_dump's own zlib is one thread); ``custom``:
-        pg_dump's archive, each table compressed by pg_dump itself, restorable in parallel."""
+        ``plain``: SQL gzipped by ISA-L on every core (pg_dump's own zlib is one thread), to a file or a
+        writer; ``custom``: pg_dump's archive in a file, each table compressed by pg_dump itself,
+        restorable in parallel."""
         with self._connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from botocore.response import StreamingBody
@@ -17,6 +19,9 @@ from akko_dr.ports import BucketLock, StoredObject, StoreRefused
 
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempts": 2, "mode": "standard"},
                  s3={"addressing_style": "path"})
+
+
+_STREAMED = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
 
 
 class S3ObjectStore:
@@ -46,6 +51,18 @@ class S3ObjectStore:
         with open(path, "rb") as body:
             self._call(f"put s3://{bucket}/{key}", self.client.put_object, Bucket=bucket, Key=key,
                        Body=body, Metadata=metadata or {})
+
+    def put_stream(self, bucket: str, key: str, body: BinaryIO,
+                   metadata: dict[str, str] | None = None) -> None:
+        """Upload ``body`` as it is produced (multipart, a few chunks in memory at most); an error raised
+        by ``body.read`` aborts the upload, so a failed producer never leaves a partial object."""
+        what = f"put s3://{bucket}/{key}"
+        try:
+            self._call(what, self.client.upload_fileobj, Fileobj=body, Bucket=bucket, Key=key,
+                       ExtraArgs={"Metadata": metadata or {}}, Config=_STREAMED)
+        except S3UploadFailedError as err:
+            raise TargetUnavailable(f"object store at {self.endpoint} failed ({what}): "
+                                    f"{str(err).splitlines()[0]}") from None
 
     def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
         self._call(f"put s3://{bucket}/{key}", self.client.put_object, Bucket=bucket, Key=key, Body=body)
