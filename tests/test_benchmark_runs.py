@@ -18,7 +18,8 @@ FIGURES = ("playbook_s", "floor_s", "drill_1_plain", "drill_1_custom", "backup_j
 
 def test_the_restore_speed_benchmark_runs_on_a_small_database() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "restore_speed.py"), "--size", "20"],
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "restore_speed.py"), "--size", "20",
+                           "--rounds", "1"],
                           capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, f"expected exit 0, got {done.returncode}: {done.stderr[-2000:]}"
     assert "| playbook Drill 1 (download, DROP/CREATE, `zcat | psql`) |" in done.stdout

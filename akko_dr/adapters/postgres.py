@@ -146,14 +146,14 @@ class PostgresDatabase:
         if isinstance(dump, Path) and is_archive(dump):
             cmd = [self._tool("pg_restore"), "--exit-on-error", f"--jobs={max(jobs, 1)}",
                    "-d", self.dsn(name), str(dump)]
-            self._restore(name, cmd, None)
+            self._restore(name, cmd, None, jobs)
             return
         cmd = [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
                "-d", self.dsn(name), "-f", str(dump) if isinstance(dump, Path) else "-"]
-        self._restore(name, cmd, None if isinstance(dump, Path) else dump)
+        self._restore(name, cmd, None if isinstance(dump, Path) else dump, jobs)
 
-    def _restore(self, name: str, cmd: list[str], stream: BinaryIO | None) -> None:
-        with Tool(cmd, stdin=stream is not None, env=RESTORE_ENV) as tool:
+    def _restore(self, name: str, cmd: list[str], stream: BinaryIO | None, jobs: int) -> None:
+        with Tool(cmd, stdin=stream is not None, env=restore_env(jobs)) as tool:
             if stream is not None:
                 tool.feed(stream)
             if tool.finish() == 0:
@@ -166,8 +166,13 @@ class PostgresDatabase:
         raise DrillError(f"restore into {name} failed: {_last_line(err)}")
 
 
-# Session settings of a restore (PGOPTIONS): index builds get memory and parallel workers.
-RESTORE_ENV = {"PGOPTIONS": "-c maintenance_work_mem=256MB -c max_parallel_maintenance_workers=2"}
+def restore_env(jobs: int) -> dict[str, str]:
+    """Session settings of a restore given ``jobs`` cores: index builds get memory, and parallel workers
+    for the cores beyond their own (none when several restores share the cores)."""
+    workers = max(jobs - 1, 0)
+    return {"PGOPTIONS": f"-c maintenance_work_mem=256MB -c max_parallel_maintenance_workers={workers}"}
+
+
 ARCHIVE_COMPRESSION = "gzip:1"  # custom format: pg_dump compresses each table itself (zlib level 1)
 ARCHIVE_MAGIC = b"PGDMP"
 
