@@ -5,6 +5,7 @@ the custom format restores with pg_restore -j (issue 13)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -155,3 +156,15 @@ def test_an_upload_refused_stops_the_dump_with_the_store_s_reason(target: Target
     with pytest.raises(DrillError, match="NoSuchBucket"):
         finishes(lambda: backup_database(policy, sandbox.db, sandbox.store, "superset_metadata",
                                          sandbox.root))
+
+
+def test_a_directory_format_dump_restores_in_parallel(sandbox: Sandbox, scratch, tmp_path: Path) -> None:
+    out = tmp_path / "dir"
+    subprocess.run([sandbox.db._tool("pg_dump"), "-Fd", "-j2", "-d", sandbox.db.dsn("akko_data"),
+                    "-f", str(out)], check=True)
+    name = scratch("from_directory")
+    sandbox.db.create(name)
+    finishes(lambda: sandbox.db.load(name, out, jobs=2))
+    expected = {t: v for t, v in sandbox.db.fingerprint("akko_data").items() if t != "dr_canary"}
+    restored = {t: v for t, v in sandbox.db.fingerprint(name).items() if t != "dr_canary"}
+    assert restored == expected, f"expected {expected}, got {restored}"

@@ -10,11 +10,11 @@ import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, FlexibleChecksumError
 from botocore.response import StreamingBody
 from urllib3.exceptions import ProtocolError
 
-from akko_dr.errors import TargetUnavailable
+from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.ports import BucketLock, StoredObject, StoreRefused
 
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempts": 2, "mode": "standard"},
@@ -76,7 +76,7 @@ class S3ObjectStore:
     def stream(self, bucket: str, key: str) -> BinaryIO:
         """The object's bytes as a reader, fetched as they are read (never held whole)."""
         resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
-        return _Body(resp["Body"], f"{self.endpoint} (get s3://{bucket}/{key})")
+        return _Body(resp["Body"], f"s3://{bucket}/{key} at {self.endpoint}")
 
     def read(self, bucket: str, key: str) -> bytes:
         resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
@@ -145,8 +145,11 @@ class _Body:
     def read(self, n: int = -1) -> bytes:
         try:
             return self._body.read(None if n < 0 else n)
+        except FlexibleChecksumError:
+            raise DrillError(f"object {self._where} is corrupt: its bytes do not match the checksum the "
+                             "store recorded") from None
         except (BotoCoreError, ProtocolError, OSError) as err:
-            raise TargetUnavailable(f"object store connection lost at {self._where}: "
+            raise TargetUnavailable(f"object store connection lost reading {self._where}: "
                                     f"{type(err).__name__}") from None
 
     def readable(self) -> bool:
