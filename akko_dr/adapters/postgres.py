@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql as q
 
 from akko_dr.adapters.pg_tools import Tool
-from akko_dr.dumpstream import gzip_to
+from akko_dr.dumpstream import ARCHIVE_MAGIC, gzip_to
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.ports import CANARY_TABLE, Fingerprint
 
@@ -174,7 +174,6 @@ def restore_env(jobs: int) -> dict[str, str]:
 
 
 ARCHIVE_COMPRESSION = "gzip:1"  # custom format: pg_dump compresses each table itself (zlib level 1)
-ARCHIVE_MAGIC = b"PGDMP"
 
 
 def is_archive(path: Path) -> bool:
