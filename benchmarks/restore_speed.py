@@ -19,6 +19,7 @@ Prints a table and one JSON line. Run: ``python benchmarks/restore_speed.py [--s
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,13 +80,21 @@ class PeakRss:
             self.peak = max(self.peak, me.memory_info().rss)
 
     def __enter__(self) -> PeakRss:
-        self.peak = psutil.Process().memory_info().rss
+        _release_freed_memory()
+        self.peak = self.start = psutil.Process().memory_info().rss
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._done.set()
         self._thread.join()
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by earlier phases back to the OS (glibc keeps it), so that the RSS measured
+    during a drill is the drill's own."""
+    with suppress(OSError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def pipe(first: list[str], second: list[str], stdout: Path = Path(os.devnull)) -> None:
@@ -183,7 +193,7 @@ class Bench:
                       "swap, restart, validate": timed(lambda: (drill.swap_in(), drill.restart_consumer(),
                                                                 drill.validate_service()))}
         phases["rto"] = drill.rto().measured.total_seconds()
-        phases["peak_rss_mb"] = rss.peak / 2**20
+        phases["peak_rss_mb"], phases["rss_at_start_mb"] = rss.peak / 2**20, rss.start / 2**20
         self.sandbox.db.drop(drill.kept)
         return phases
 
@@ -259,7 +269,7 @@ def report(bench: Bench, size_mb: int, seed: int, rounds: int) -> dict[str, obje
         rto, restore = phases["rto"], phases["pull"] + phases["restore"]  # plain: the download overlaps
         bench.rows.append((f"harness Drill 1 end to end (RTO), {fmt} dump", rto, rto / playbook))
         bench.rows += [(f"— {phase}", seconds, None) for phase, seconds in phases.items()
-                       if phase not in ("rto", "peak_rss_mb")]
+                       if phase not in ("rto", "peak_rss_mb", "rss_at_start_mb")]
         figures |= {f"drill_1_{fmt}": phases, f"drill_1_vs_playbook ({fmt})": rto / playbook,
                     f"restore_vs_floor ({fmt})": restore / floor,
                     f"overhead_of_restore ({fmt})": (rto - restore) / restore}

@@ -22,6 +22,7 @@ _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempt
 
 
 _STREAMED = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
+_STREAMED.max_in_memory_upload_chunks = 3  # a stream read ahead of the upload holds 3 parts, not 10
 
 
 class S3ObjectStore:
