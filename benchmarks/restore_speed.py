@@ -139,7 +139,7 @@ class Bench:
         floor = timed(lambda: subprocess.run([self.tool("pg_dump"), "-Fc", "--compress=gzip:1", "-d", dsn,
                                               "-f", str(self.archive)], check=True))
         n = sum(1 for d in self.policy.databases.values() if d.job.name == job)
-        self.rows += [("`pg_dump | gzip -1` (reference)", ref, 1.0),
+        self.rows += [("`pg_dump \\| gzip -1` (reference)", ref, 1.0),
                       (f"harness backup job, plain .sql.gz ({n} databases)", plain, plain / ref),
                       (f"harness backup job, custom format ({n} databases)", custom, custom / ref),
                       (f"— {DB} alone, fingerprint left out (pg_dump → ISA-L → S3)", alone, alone / ref),
@@ -262,7 +262,7 @@ def report(bench: Bench, size_mb: int, seed: int, rounds: int) -> dict[str, obje
             runs[fmt].append(bench.drill_1(fmt))
     playbook, floor = min(runs["playbook"]), min(runs["floor"])
     drills = {fmt: min(runs[fmt], key=lambda phases: phases["rto"]) for fmt in ("plain", "custom")}
-    bench.rows += [("playbook Drill 1 (download, DROP/CREATE, `zcat | psql`)", playbook, 1.0),
+    bench.rows += [("playbook Drill 1 (download, DROP/CREATE, `zcat \\| psql`)", playbook, 1.0),
                    (f"floor: `pg_restore -j{cores()}` of a custom-format dump", floor, floor / playbook)]
     figures = bench.figures | {"size_mb": size_mb, "seed": seed, "playbook_s": playbook, "floor_s": floor}
     for fmt, phases in drills.items():

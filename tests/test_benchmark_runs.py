@@ -22,7 +22,7 @@ def test_the_restore_speed_benchmark_runs_on_a_small_database() -> None:
                            "--rounds", "1"],
                           capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, f"expected exit 0, got {done.returncode}: {done.stderr[-2000:]}"
-    assert "| playbook Drill 1 (download, DROP/CREATE, `zcat | psql`) |" in done.stdout
+    assert "| playbook Drill 1 (download, DROP/CREATE, `zcat \\| psql`) |" in done.stdout
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     missing = [name for name in FIGURES if name not in figures]
     assert not missing, f"figures missing from the JSON line: {missing}"
