@@ -4,24 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from akko_dr.dump_keys import DEFAULT_TIME, MANIFEST_SUFFIX
+from akko_dr.dumpstream import HashingWriter, SealedReader
 from akko_dr.errors import DrillError
 from akko_dr.policy import Policy
-from akko_dr.ports import BackupObject, Database, JobRun, ObjectStore, StoredObject
+from akko_dr.ports import (
+    FORMAT_SUFFIXES,
+    BackupObject,
+    Database,
+    DatabaseFingerprint,
+    JobRun,
+    ObjectStore,
+    StoredObject,
+)
 from akko_dr.replication import mirror
 
 KEY_TIME = DEFAULT_TIME  # the default template's time format (kept for callers that write test keys)
 
 
 def dump_key(policy: Policy, database: str, when: datetime, fmt: str | None = None) -> str:
-    """The key a dump of ``database`` taken ``when`` gets, from the policy's ``storage.dump_key``."""
-    return policy.storage.dump_prefix + policy.storage.dump_key.key(database, when, fmt)
+    """The key a dump of ``database`` taken ``when`` gets, from the policy's ``storage.dump_key``;
+    ``fmt``: the dump format (plain, custom) or the key's own format name (sql.gz, dump)."""
+    name = FORMAT_SUFFIXES[fmt].removeprefix(".") if fmt in FORMAT_SUFFIXES else fmt
+    return policy.storage.dump_prefix + policy.storage.dump_key.key(database, when, name)
 
 
 def globals_key(policy: Policy, when: datetime) -> str:
@@ -39,18 +52,23 @@ def sha256_of(path: Path) -> str:
 
 def backup_database(policy: Policy, db: Database, store: ObjectStore, database: str,
                     workdir: Path) -> BackupObject:
-    """Dump one database and upload ``pg/<db>_<YYYYmmddHHMMSS>.sql.gz`` with its manifest."""
-    taken_at = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        path = Path(tmp) / "dump.sql.gz"
-        taken = db.dump(database, path)
-        obj = BackupObject(database=database, bucket=policy.storage.backups_bucket,
-                           key=dump_key(policy, database, taken_at), taken_at=taken_at,
-                           size=path.stat().st_size, sha256=sha256_of(path),
-                           job=policy.database(database).job.name, fingerprint=taken.tables,
-                           catalog=taken.catalog)
-        store.put(obj.bucket, obj.key, path,  # S3 metadata is ASCII: the name percent-encoded
-                  metadata={"database": quote(database, safe=""), "sha256": obj.sha256})
+    """Dump one database and upload it under its key (``storage.dump_key``): plain SQL gzipped, streamed
+    with no file, or the custom format the policy's ``storage.dump_format`` may ask for; its manifest
+    is written last."""
+    taken_at, fmt = datetime.now(UTC), policy.storage.dump_format
+    obj = BackupObject(database=database, bucket=policy.storage.backups_bucket,
+                       key=dump_key(policy, database, taken_at, fmt), taken_at=taken_at,
+                       job=policy.database(database).job.name)
+    if fmt == "plain":
+        taken = _dump_streamed(db, store, obj)
+    else:
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            path = Path(tmp) / f"dump{FORMAT_SUFFIXES[fmt]}"
+            taken = db.dump(database, path, fmt)
+            obj.size, obj.sha256 = path.stat().st_size, sha256_of(path)
+            store.put(obj.bucket, obj.key, path,  # S3 metadata is ASCII: the name percent-encoded
+                      metadata={"database": quote(database, safe=""), "sha256": obj.sha256})
+    obj.fingerprint, obj.catalog = taken.tables, taken.catalog
     store.put_bytes(obj.bucket, obj.manifest_key, obj.manifest())
     return obj
 
@@ -63,6 +81,36 @@ def backup_globals(policy: Policy, db: Database, store: ObjectStore, workdir: Pa
         db.dump_globals(path)
         store.put(policy.storage.backups_bucket, key, path, metadata={"sha256": sha256_of(path)})
     return key
+
+
+def _dump_streamed(db: Database, store: ObjectStore, obj: BackupObject) -> DatabaseFingerprint:
+    """pg_dump → gzip → the object store through a pipe, uploaded while it is written (no file): the
+    sha256 and size are taken on the way. Returns the fingerprint of the dump's snapshot."""
+    read_fd, write_fd = os.pipe()
+    reader = SealedReader(read_fd, f"the dump of {obj.database}")
+
+    def upload() -> None:
+        try:
+            store.put_stream(obj.bucket, obj.key, reader, metadata={"database": quote(obj.database, safe="")})
+        finally:
+            reader.close()  # a writer still writing gets a broken pipe instead of blocking
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        uploaded = pool.submit(upload)
+        try:
+            with open(write_fd, "wb") as raw:
+                out = HashingWriter(raw)
+                fingerprint = db.dump(obj.database, out, "plain")
+                reader.sealed = True
+        except BrokenPipeError:
+            uploaded.result()  # the upload failed first: its error is the reason
+            raise
+        except BaseException:
+            wait([uploaded])  # the upload aborts: the reader was not sealed
+            raise
+        uploaded.result()
+    obj.size, obj.sha256 = out.size, out.sha256.hexdigest()
+    return fingerprint
 
 
 def run_job(policy: Policy, job: str, db: Database, store: ObjectStore, workdir: Path) -> JobRun:

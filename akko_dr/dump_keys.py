@@ -3,7 +3,7 @@
 A template is literal text with three fields: ``{database}``, ``{timestamp}`` (or
 ``{timestamp:<strftime>}``; default ``%Y%m%d%H%M%S``, read as UTC) and, optionally, ``{format}``:
 the dump's format by its extension (``sql.gz`` plain SQL gzipped, ``dump`` custom format, ``sql``,
-``tar``). The default, ``{database}_{timestamp}.sql.gz``, is what AKKO's CronJobs write.
+``tar``). The default, ``{database}_{timestamp}.{format}``, names what AKKO's CronJobs write (``.sql.gz``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-DEFAULT_TEMPLATE = "{database}_{timestamp}.sql.gz"
+DEFAULT_TEMPLATE = "{database}_{timestamp}.{format}"
 DEFAULT_GLOBALS_TEMPLATE = "_globals_{timestamp}.sql.gz"
 DEFAULT_TIME = "%Y%m%d%H%M%S"
 FORMATS = ("sql.gz", "dump", "sql", "tar")

@@ -22,6 +22,7 @@ from akko_dr.dump_keys import (
     compile_template,
 )
 from akko_dr.errors import PolicyError
+from akko_dr.ports import FORMAT_SUFFIXES
 
 DEFAULT_POLICY = "akko-2026.04.yaml"
 JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero", "wal-archive")
@@ -144,6 +145,7 @@ class Storage:
         default_factory=lambda: compile_template(DEFAULT_TEMPLATE))
     globals_key: KeyTemplate = field(  # the roles (pg_dumpall --globals-only), beside the dumps
         default_factory=lambda: compile_template(DEFAULT_GLOBALS_TEMPLATE, need_database=False))
+    dump_format: str = "plain"  # what the sandbox's pg-dump job writes: plain (.sql.gz) or custom (.dump)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,14 @@ def _need(data: Any, key: str, kind: type, where: str) -> Any:
     value = data[key]
     if not isinstance(value, kind):
         raise PolicyError(f"{where}{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _dump_format(storage: dict[str, Any]) -> str:
+    """storage.dump_format: plain (gzipped SQL, the default) or custom (pg_dump's archive)."""
+    value = storage.get("dump_format", "plain")
+    if value not in FORMAT_SUFFIXES:
+        raise PolicyError(f"storage.dump_format: expected one of {', '.join(FORMAT_SUFFIXES)}, got {value!r}")
     return value
 
 
@@ -354,6 +364,7 @@ def _policy(raw: Any, source: str) -> Policy:
         replica_bucket=_need(st, "replica_bucket", str, "storage."),
         dump_key=_template(st.get("dump_key", DEFAULT_TEMPLATE), "storage.dump_key", True),
         globals_key=_template(st.get("globals_key", DEFAULT_GLOBALS_TEMPLATE), "storage.globals_key", False),
+        dump_format=_dump_format(st),
     )
     cadence = _need(raw, "cadence", dict, "")
     _known(cadence, "cadence", "cadence.")

@@ -8,12 +8,15 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql as q
 
 from akko_dr.adapters.pg_fingerprint import PgFingerprinter, newest_pg_dump
+from akko_dr.adapters.pg_tools import Tool
+from akko_dr.dumpstream import ARCHIVE_MAGIC, gzip_to
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.ports import CANARY_TABLE, Catalog, DatabaseFingerprint, Fingerprint
 
@@ -115,34 +118,53 @@ class PostgresDatabase:
             return conn.execute(q.SQL("SELECT max(written_at) FROM {}").format(
                 q.Identifier(CANARY_TABLE))).fetchone()[0]
 
-    def dump(self, name: str, out: Path) -> DatabaseFingerprint:
-        """Write a gzipped plain-SQL dump to ``out``; return the fingerprint of the same snapshot."""
+    def dump(self, name: str, out: Path | BinaryIO, fmt: str = "plain") -> DatabaseFingerprint:
+        """Write a dump of ``name`` to ``out`` (privileges and owners kept) and return the fingerprint of
+        the same snapshot, computed while pg_dump runs.
+
+        ``plain``: SQL gzipped by ISA-L on every core (pg_dump's own zlib is one thread), to a file or a
+        writer; ``custom``: pg_dump's archive in a file, each table compressed by pg_dump itself,
+        restorable in parallel."""
         with self._connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             pending = self.fingerprints.begin(name, snapshot)  # alongside pg_dump, same snapshot
             cmd = [self._tool("pg_dump"), f"--snapshot={snapshot}", "-d", self.dsn(name)]
-            with gzip.open(out, "wb") as gz:
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                shutil.copyfileobj(proc.stdout, gz)
-                err = proc.stderr.read().decode(errors="replace")
-                if proc.wait() != 0:
-                    raise DrillError(f"pg_dump of {name} failed: {_last_line(err)}")
-            fingerprint = pending.result()
+            if fmt == "custom":
+                cmd += ["--format=custom", f"--compress={ARCHIVE_COMPRESSION}", "-f", str(out)]
+            with Tool(cmd, stdout=fmt != "custom") as tool:
+                if fmt != "custom":
+                    tool.consume_stdout(lambda stdout: gzip_to(stdout, out))
+                fingerprint = pending.result()
+                if tool.finish() != 0:
+                    raise DrillError(f"pg_dump of {name} failed: {_last_line(tool.stderr)}")
             conn.rollback()
         return fingerprint
 
-    def load(self, name: str, sql: Path) -> None:
-        """Replay a plain-SQL file into ``name`` in one transaction; stop at the first error."""
+    def load(self, name: str, dump: Path | BinaryIO, jobs: int = 1) -> None:
+        """Restore a dump into ``name``, stopping at the first error: a stream or file of plain SQL
+        through psql in one transaction, a custom-format archive through ``pg_restore -j jobs``."""
+        if isinstance(dump, Path) and is_archive(dump):
+            cmd = [self._tool("pg_restore"), "--exit-on-error", f"--jobs={max(jobs, 1)}",
+                   "-d", self.dsn(name), str(dump)]
+            self._restore(name, cmd, None, jobs)
+            return
         cmd = [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-               "-d", self.dsn(name), "-f", str(sql)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            if any(sign in proc.stderr for sign in _UNREACHABLE):
-                line = proc.stderr.strip().splitlines()[0].removeprefix("psql: error: ")
-                raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
-            raise DrillError(f"restore into {name} failed: {_error_line(proc.stderr)}")
+               "-d", self.dsn(name), "-f", str(dump) if isinstance(dump, Path) else "-"]
+        self._restore(name, cmd, None if isinstance(dump, Path) else dump, jobs)
 
+    def _restore(self, name: str, cmd: list[str], stream: BinaryIO | None, jobs: int) -> None:
+        with Tool(cmd, stdin=stream is not None, env=restore_env(jobs)) as tool:
+            if stream is not None:
+                tool.feed(stream)
+            if tool.finish() == 0:
+                return
+        err = tool.stderr
+        if any(sign in err for sign in _UNREACHABLE):
+            line = next(line for line in err.splitlines() if any(s in line for s in _UNREACHABLE))
+            raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: "
+                                    f"{line.strip().removeprefix('psql: error: ')}")
+        raise DrillError(f"restore into {name} failed: {_last_line(err)}")
 
     def dump_globals(self, out: Path) -> None:
         """Write the roles and tablespaces (``pg_dumpall --globals-only``), gzipped, to ``out``."""
@@ -204,19 +226,37 @@ def _grant(database: q.Identifier, grantee: str, privilege: str, grantable: bool
     return q.SQL("GRANT {} ON DATABASE {} TO {}{}").format(q.SQL(privilege), database, who, option)
 
 
+def restore_env(jobs: int) -> dict[str, str]:
+    """Session settings of a restore given ``jobs`` cores: index builds get memory, and parallel workers
+    for the cores beyond their own (none when several restores share the cores)."""
+    workers = max(jobs - 1, 0)
+    return {"PGOPTIONS": f"-c maintenance_work_mem=256MB -c max_parallel_maintenance_workers={workers}"}
+
+
+ARCHIVE_COMPRESSION = "gzip:1"  # custom format: pg_dump compresses each table itself (zlib level 1)
+
+
+def is_archive(path: Path) -> bool:
+    """Whether ``path`` is a pg_dump custom-format archive (or a directory-format dump)."""
+    if path.is_dir():
+        return (path / "toc.dat").exists()
+    with open(path, "rb") as fh:
+        return fh.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC
+
+
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
                 "Is the server running")
 
 
-def _error_line(text: str) -> str:
-    """The line naming the error (psql follows it with LINE, a caret, DETAIL or HINT), else the last."""
-    errors = [line.strip() for line in text.splitlines() if "ERROR:" in line or "FATAL:" in line]
-    return " ".join(errors[-1].split()) if errors else _last_line(text)
-
-
 def _last_line(text: str) -> str:
+    """The line of a tool's stderr that says what went wrong: its last error line, else its last line
+    (psql follows an error with the statement and a caret)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+    errors = [line for line in lines if any(mark in line for mark in _ERROR_MARKS)]
+    return (errors or lines or ["no error output"])[-1]
+
+
+_ERROR_MARKS = ("ERROR:", "FATAL:", "PANIC:", "error:")
 
 
 class CanaryTable:

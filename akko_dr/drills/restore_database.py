@@ -176,13 +176,15 @@ class RestoreDatabaseDrill:
         if problem := dump_content.too_new(content, self.backup.key, self.server.server_version()):
             raise DrillError(problem)
 
-    def restore_to_scratch(self) -> None:
+    def restore_to_scratch(self, jobs: int = 1) -> None:
+        """Restore the pulled, checked dump into a new scratch database (``jobs``: parallel pg_restore
+        workers for a custom-format archive)."""
         assert self._sql is not None, "pull the backup first"
         db = self.server
         db.drop(self.scratch)
         db.create(self.scratch)
         self.scratch_created = True
-        db.load(self.scratch, self._sql)
+        db.load(self.scratch, self._sql, jobs)
         self._note(f"backup restored into scratch database {self.scratch}")
 
     def verify_scratch(self) -> dict[str, object]:
