@@ -93,6 +93,9 @@ def generate(dsn: str, size_mb: int, seed: int = 13) -> dict[str, int]:
             conn.execute(_fill(_LOGS, seed=seed, first=first, last=last))
         for statement in filter(str.strip, _INDEXES.split(";")):
             conn.execute(statement.encode())
+        views = conn.execute("SELECT matviewname FROM pg_matviews WHERE schemaname = 'public'").fetchall()
+        for (view,) in views:
+            conn.execute(f'REFRESH MATERIALIZED VIEW "{view}"')  # as a scheduled refresh leaves them
         conn.execute("VACUUM ANALYZE")
         counts["bytes"] = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return counts

@@ -18,6 +18,7 @@ from pathlib import Path
 from akko_dr import dump_content
 from akko_dr.backup import BackupObject, latest_backup, restore_globals, sha256_of
 from akko_dr.canary import wait_for_write
+from akko_dr.dumpstream import ARCHIVE_MAGIC
 from akko_dr.errors import DrillError
 from akko_dr.fidelity import categories, compare, implausible_rows, stale_write
 from akko_dr.measure import Measurement, utcnow, wait_for
@@ -151,6 +152,12 @@ class RestoreDatabaseDrill:
             raise DrillError(f"backup {self.backup.key} is corrupt: sha256 {actual[:12]}… differs from "
                              f"the {self.backup.sha256[:12]}… recorded at backup time")
         self.backup.sha256, self.backup.size = actual, gz.stat().st_size
+        with open(gz, "rb") as head:
+            if head.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC:  # custom format: pg_restore -j reads it
+                self._sql = gz
+                self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} "
+                           f"({self.backup.size} bytes, custom-format archive)")
+                return self.backup
         self._sql = gz.with_suffix("")
         try:
             with gzip.open(gz, "rb") as src, open(self._sql, "wb") as dst:
