@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import yaml
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
@@ -79,10 +80,17 @@ class ReadOnlyStore:
     def download(self, bucket: str, key: str, path: Path) -> None:
         self._store.download(bucket, key, path)
 
+    def stream(self, bucket: str, key: str) -> BinaryIO:
+        return self._store.stream(bucket, key)
+
     def put(self, bucket: str, key: str, path: Path, metadata: dict[str, str] | None = None) -> None:
         _refuse_write(f"upload s3://{bucket}/{key}")
 
     def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
+        _refuse_write(f"upload s3://{bucket}/{key}")
+
+    def put_stream(self, bucket: str, key: str, body: BinaryIO,
+                   metadata: dict[str, str] | None = None) -> None:
         _refuse_write(f"upload s3://{bucket}/{key}")
 
     def delete(self, bucket: str, key: str) -> None:

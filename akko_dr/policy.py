@@ -14,13 +14,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from croniter import croniter
 
+from akko_dr.dump_keys import (
+    DEFAULT_GLOBALS_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    KeyTemplate,
+    TemplateError,
+    compile_template,
+)
 from akko_dr.errors import PolicyError
+from akko_dr.ports import FORMAT_SUFFIXES
 
 DEFAULT_POLICY = "akko-2026.04.yaml"
 JOB_KINDS = ("pg-dump", "mirror", "realm-export", "velero", "wal-archive")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_PROBE_DEADLINE = timedelta(minutes=5)
+DEFAULT_MIN_ROW_RATIO = 0.5
 DEFAULT_DEADLINES = {"rollout": "5m", "job": "1h", "restore": "1h",  # harness settings, cadence.deadlines
                      "object_store": "30s"}
 
@@ -132,6 +141,11 @@ class Storage:
     audit_lock_retention: timedelta
     hot_buckets: tuple[str, ...] = ()
     replica_bucket: str = ""
+    dump_key: KeyTemplate = field(  # a dump's name after the prefix
+        default_factory=lambda: compile_template(DEFAULT_TEMPLATE))
+    globals_key: KeyTemplate = field(  # the roles (pg_dumpall --globals-only), beside the dumps
+        default_factory=lambda: compile_template(DEFAULT_GLOBALS_TEMPLATE, need_database=False))
+    dump_format: str = "plain"  # what the sandbox's pg-dump job writes: plain (.sql.gz) or custom (.dump)
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,7 @@ class Policy:
     probe_deadline: timedelta = DEFAULT_PROBE_DEADLINE  # how long a probe (replication canary) may wait
     deadlines: dict[str, timedelta] = field(default_factory=lambda: parse_deadlines({}))  # live waits
     snapshot_retention: timedelta | None = None  # warehouse.snapshot_retention: Iceberg expire-snapshots age
+    min_row_ratio: float = DEFAULT_MIN_ROW_RATIO  # without a manifest: restored rows >= ratio x the source's
 
     def klass(self, title_or_key: str) -> TargetClass:
         """Find a class by its key (``critical-data``) or title (``Critical data``)."""
@@ -181,14 +196,14 @@ _CRON_BASE = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a fixed base keeps interva
 
 KEYS = {  # every key each section may hold; anything else is refused, named (a typo never goes unseen)
     "": ("name", "version", "namespace", "classes", "jobs", "databases", "scope", "storage", "cadence",
-         "drills", "warehouse"),
+         "drills", "warehouse", "verification"),
     "classes.*": ("title", "rto", "rpo", "scenario"),
     "jobs.*": ("description", "kind", "schedule", "retention", "archive"),
     "jobs.*.retention": ("local", "cold", "worm"),
     "databases.*": ("class", "job", "consumer", "wal"),
     "scope[]": ("component", "mechanism", "tool", "class", "jobs"),
     "storage": ("backups_bucket", "dump_prefix", "hot_buckets", "replica_bucket", "audit_bucket",
-                "audit_lock"),
+                "audit_lock", "dump_key", "globals_key", "dump_format"),
     "storage.audit_lock": ("mode", "retention"),
     "cadence": ("drill_interval", "schedule_tolerance", "schedule_time_zone", "probe_deadline", "deadlines"),
 }
@@ -209,6 +224,14 @@ def _need(data: Any, key: str, kind: type, where: str) -> Any:
     value = data[key]
     if not isinstance(value, kind):
         raise PolicyError(f"{where}{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _dump_format(storage: dict[str, Any]) -> str:
+    """storage.dump_format: plain (gzipped SQL, the default) or custom (pg_dump's archive)."""
+    value = storage.get("dump_format", "plain")
+    if value not in FORMAT_SUFFIXES:
+        raise PolicyError(f"storage.dump_format: expected one of {', '.join(FORMAT_SUFFIXES)}, got {value!r}")
     return value
 
 
@@ -339,6 +362,9 @@ def _policy(raw: Any, source: str) -> Policy:
             _need(lock, "retention", str, "storage.audit_lock."), "storage.audit_lock.retention"),
         hot_buckets=tuple(_need(st, "hot_buckets", list, "storage.")),
         replica_bucket=_need(st, "replica_bucket", str, "storage."),
+        dump_key=_template(st.get("dump_key", DEFAULT_TEMPLATE), "storage.dump_key", True),
+        globals_key=_template(st.get("globals_key", DEFAULT_GLOBALS_TEMPLATE), "storage.globals_key", False),
+        dump_format=_dump_format(st),
     )
     cadence = _need(raw, "cadence", dict, "")
     _known(cadence, "cadence", "cadence.")
@@ -361,6 +387,8 @@ def _policy(raw: Any, source: str) -> Policy:
         probe_deadline=parse_duration(cadence.get("probe_deadline", "5m"), "cadence.probe_deadline"),
         deadlines=parse_deadlines(cadence.get("deadlines") or {}),
         snapshot_retention=_snapshot_retention(raw.get("warehouse")),
+        min_row_ratio=_ratio((raw.get("verification") or {}).get("min_row_ratio", DEFAULT_MIN_ROW_RATIO),
+                             "verification.min_row_ratio"),
     )
 
 
@@ -372,11 +400,29 @@ def _snapshot_retention(raw: object) -> timedelta | None:
         raise PolicyError("warehouse: expected a mapping (snapshot_retention: <duration>)")
     value = raw.get("snapshot_retention")
     return None if value is None else parse_duration(value, "warehouse.snapshot_retention")
+
+
 def _drills(raw: object) -> dict[str, dict[str, Any]]:
     """The drills section: a mapping of drill keys to their settings."""
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise PolicyError("drills: expected a mapping of drill keys (drill-1, …) to mappings of settings")
     return dict(raw)
+
+
+def _template(text: object, key: str, need_database: bool) -> KeyTemplate:
+    """A dump key template (``akko_dr.dump_keys``); a bad one names the key and the expected form."""
+    if not isinstance(text, str):
+        raise PolicyError(f"{key}: expected a key template like {DEFAULT_TEMPLATE!r}, got {text!r}")
+    try:
+        return compile_template(text, need_database)
+    except TemplateError as err:
+        raise PolicyError(f"{key}: {err}") from None
+
+
+def _ratio(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise PolicyError(f"{key}: expected a number in (0, 1], got {value!r}")
+    return float(value)
 
 
 def parse_deadlines(raw: object) -> dict[str, timedelta]:

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from akko_dr.errors import DrillError
 
 Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}
+Catalog = dict[str, dict[str, str]]  # category -> object -> digest (or position) of its normalised definition
+DUMP_SUFFIXES = (".sql.gz", ".dump", ".sql", ".tar")  # what a dump key may end with (its format)
 CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison
 ICEBERG_CATALOG_SCHEMA = "iceberg_catalog"  # where the SQL catalog's running writer commits (like the canary)
 
@@ -24,6 +26,17 @@ def written_by_services(table: str) -> bool:
     """Whether a running service keeps writing this table (the canary, the Iceberg catalog's pointers):
     the comparisons of "untouched" content leave it out."""
     return table == CANARY_TABLE or table.startswith(f"{ICEBERG_CATALOG_SCHEMA}.")
+# What a dump written by the sandbox's job ends with, by format: plain SQL gzipped (what AKKO's jobs
+# write) or pg_dump's custom archive (restored in parallel by pg_restore -j).
+FORMAT_SUFFIXES = {"plain": ".sql.gz", "custom": ".dump"}
+
+
+def dump_stem(key: str) -> str:
+    """A dump key without its format suffix."""
+    for suffix in DUMP_SUFFIXES:
+        if key.endswith(suffix):
+            return key.removesuffix(suffix)
+    return key
 
 
 # -- types passed through the ports ---------------------------------------------------------------
@@ -58,20 +71,35 @@ class BackupObject:
     sha256: str = ""
     job: str = ""
     fingerprint: Fingerprint = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=dict)  # everything but table rows (empty in older manifests)
+    unparsed: tuple[str, ...] = ()  # keys beside it that match no dump name of the policy (reported)
 
     @property
     def manifest_key(self) -> str:
-        return self.key.removesuffix(".sql.gz") + ".manifest.json"
+        return dump_stem(self.key) + ".manifest.json"
 
     def manifest(self) -> bytes:
         data = asdict(self) | {"taken_at": self.taken_at.isoformat()}
+        data.pop("unparsed")
         return json.dumps(data, indent=2, sort_keys=True).encode()
 
     def provenance(self) -> dict[str, object]:
         """The fields the evidence shows (no fingerprint detail)."""
-        return {"database": self.database, "uri": f"s3://{self.bucket}/{self.key}", "key": self.key,
-                "size": self.size, "sha256": self.sha256, "taken_at": self.taken_at.isoformat(),
-                "job": self.job}
+        out: dict[str, object] = {
+            "database": self.database, "uri": f"s3://{self.bucket}/{self.key}", "key": self.key,
+            "size": self.size, "sha256": self.sha256, "taken_at": self.taken_at.isoformat(), "job": self.job}
+        if self.unparsed:
+            out["keys not parsed as dumps"] = list(self.unparsed)
+        return out
+
+
+@dataclass(frozen=True)
+class DatabaseFingerprint:
+    """What a service depends on in one database, taken in one snapshot: the rows of every table
+    and materialized view, and the catalog (schema objects, privileges, owners, sequences, large objects)."""
+
+    tables: Fingerprint
+    catalog: Catalog
 
 
 @dataclass
@@ -86,6 +114,7 @@ class JobRun:
     objects: list[BackupObject] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
     last_log_line: str = ""
+    globals_key: str = ""  # the roles dumped beside the databases (pg-dump jobs)
 
 
 @dataclass(frozen=True)
@@ -216,8 +245,12 @@ class Database(Protocol):
     def databases(self) -> list[str]: ...
     def exists(self, name: str) -> bool: ...
     def fingerprint(self, name: str) -> Fingerprint: ...
-    def dump(self, name: str, out: Path) -> Fingerprint: ...
-    def load(self, name: str, sql: Path) -> None: ...
+    def catalog(self, name: str) -> Catalog: ...
+    def dump(self, name: str, out: Path | BinaryIO, fmt: str = "plain") -> DatabaseFingerprint: ...
+    def dump_globals(self, out: Path) -> None: ...
+    def load_globals(self, sql: Path) -> list[str]: ...
+    def copy_database_settings(self, source: str, target: str) -> list[str]: ...
+    def load(self, name: str, dump: Path | BinaryIO, jobs: int = 1) -> None: ...
     def create(self, name: str) -> None: ...
     def drop(self, name: str) -> None: ...
     def rename(self, old: str, new: str) -> None: ...
@@ -233,7 +266,10 @@ class ObjectStore(Protocol):
 
     def put(self, bucket: str, key: str, path: Path, metadata: dict[str, str] | None = None) -> None: ...
     def put_bytes(self, bucket: str, key: str, body: bytes) -> None: ...
+    def put_stream(self, bucket: str, key: str, body: BinaryIO,
+                   metadata: dict[str, str] | None = None) -> None: ...
     def download(self, bucket: str, key: str, path: Path) -> None: ...
+    def stream(self, bucket: str, key: str) -> BinaryIO: ...
     def read(self, bucket: str, key: str) -> bytes: ...
     def list(self, bucket: str, prefix: str = "") -> list[StoredObject]: ...
     def delete(self, bucket: str, key: str) -> None: ...

@@ -71,6 +71,8 @@ def _write_broken(tmp_path: Path, mutate) -> Path:
      r"databases\.aden\.class: 'gold' is not defined"),
     (lambda r: r["scope"][0].pop("jobs"), r"scope\[0\]\.jobs: missing \(expected list\)"),
     (lambda r: r.pop("storage"), r"storage: missing \(expected dict\)"),
+    (lambda r: r["storage"].update(dump_format="tar"),
+     r"storage\.dump_format: expected one of plain, custom, got 'tar'"),
 ])
 def test_a_malformed_policy_names_the_key_and_what_was_expected(tmp_path: Path, mutate, message: str) -> None:
     with pytest.raises(PolicyError, match=message):

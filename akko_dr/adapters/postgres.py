@@ -8,19 +8,17 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql as q
 
+from akko_dr.adapters.pg_fingerprint import PgFingerprinter, newest_pg_dump
+from akko_dr.adapters.pg_tools import Tool
+from akko_dr.dumpstream import ARCHIVE_MAGIC, gzip_to
 from akko_dr.errors import DrillError, TargetUnavailable
-from akko_dr.ports import CANARY_TABLE, Fingerprint
-
-_TABLES = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2
-"""
+from akko_dr.ports import CANARY_TABLE, Catalog, DatabaseFingerprint, Fingerprint
 
 
 def redact(dsn: str) -> str:
@@ -32,19 +30,6 @@ def redact(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def fingerprint_with(conn: psycopg.Connection) -> Fingerprint:
-    """Row count and content checksum of every user table, in the connection's snapshot."""
-    out: Fingerprint = {}
-    for schema, table in conn.execute(_TABLES).fetchall():
-        ident = q.Identifier(schema, table)
-        rows, checksum = conn.execute(q.SQL(
-            "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '')"
-            " FROM {} t").format(ident)).fetchone()
-        name = table if schema == "public" else f"{schema}.{table}"
-        out[name] = {"rows": rows, "checksum": checksum}
-    return out
-
-
 class PostgresDatabase:
     """A PostgreSQL server reached through a DSN template (``{db}`` or path = database)."""
 
@@ -52,6 +37,8 @@ class PostgresDatabase:
         self._dsn = dsn
         self._bin = bin_dir
         self._admin = admin_db
+        self.fingerprints = PgFingerprinter(self._connect, self.dsn,
+                                            self._tool("pg_dump") if bin_dir else newest_pg_dump())
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({redact(self._dsn)})"
@@ -115,8 +102,12 @@ class PostgresDatabase:
             conn.execute(sql)
 
     def fingerprint(self, name: str) -> Fingerprint:
-        with self._connect(name) as conn:
-            return fingerprint_with(conn)
+        """Row count and row-hash sum of every table and materialized view (parallel, one snapshot)."""
+        return self.fingerprints.take(name, catalog=False).tables
+
+    def catalog(self, name: str) -> Catalog:
+        """Schema objects, privileges, owners, sequence positions and large objects of ``name``."""
+        return self.fingerprints.take(name, tables=False).catalog
 
     def latest_canary(self, name: str) -> datetime | None:
         """The newest canary row of ``name``; None when it has none, or no canary table at all (a
@@ -127,48 +118,145 @@ class PostgresDatabase:
             return conn.execute(q.SQL("SELECT max(written_at) FROM {}").format(
                 q.Identifier(CANARY_TABLE))).fetchone()[0]
 
-    def dump(self, name: str, out: Path) -> Fingerprint:
-        """Write a gzipped plain-SQL dump to ``out``; return the fingerprint of the same snapshot."""
+    def dump(self, name: str, out: Path | BinaryIO, fmt: str = "plain") -> DatabaseFingerprint:
+        """Write a dump of ``name`` to ``out`` (privileges and owners kept) and return the fingerprint of
+        the same snapshot, computed while pg_dump runs.
+
+        ``plain``: SQL gzipped by ISA-L on every core (pg_dump's own zlib is one thread), to a file or a
+        writer; ``custom``: pg_dump's archive in a file, each table compressed by pg_dump itself,
+        restorable in parallel."""
         with self._connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            fingerprint = fingerprint_with(conn)
-            cmd = [self._tool("pg_dump"), "--no-owner", "--no-privileges",
-                   f"--snapshot={snapshot}", "-d", self.dsn(name)]
-            with gzip.open(out, "wb") as gz:
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                shutil.copyfileobj(proc.stdout, gz)
-                err = proc.stderr.read().decode(errors="replace")
-                if proc.wait() != 0:
-                    raise DrillError(f"pg_dump of {name} failed: {_last_line(err)}")
+            pending = self.fingerprints.begin(name, snapshot)  # alongside pg_dump, same snapshot
+            cmd = [self._tool("pg_dump"), f"--snapshot={snapshot}", "-d", self.dsn(name)]
+            if fmt == "custom":
+                cmd += ["--format=custom", f"--compress={ARCHIVE_COMPRESSION}", "-f", str(out)]
+            with Tool(cmd, stdout=fmt != "custom") as tool:
+                if fmt != "custom":
+                    tool.consume_stdout(lambda stdout: gzip_to(stdout, out))
+                fingerprint = pending.result()
+                if tool.finish() != 0:
+                    raise DrillError(f"pg_dump of {name} failed: {_last_line(tool.stderr)}")
             conn.rollback()
         return fingerprint
 
-    def load(self, name: str, sql: Path) -> None:
-        """Replay a plain-SQL file into ``name`` in one transaction; stop at the first error."""
+    def load(self, name: str, dump: Path | BinaryIO, jobs: int = 1) -> None:
+        """Restore a dump into ``name``, stopping at the first error: a stream or file of plain SQL
+        through psql in one transaction, a custom-format archive through ``pg_restore -j jobs``."""
+        if isinstance(dump, Path) and is_archive(dump):
+            cmd = [self._tool("pg_restore"), "--exit-on-error", f"--jobs={max(jobs, 1)}",
+                   "-d", self.dsn(name), str(dump)]
+            self._restore(name, cmd, None, jobs)
+            return
         cmd = [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-               "-d", self.dsn(name), "-f", str(sql)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+               "-d", self.dsn(name), "-f", str(dump) if isinstance(dump, Path) else "-"]
+        self._restore(name, cmd, None if isinstance(dump, Path) else dump, jobs)
+
+    def _restore(self, name: str, cmd: list[str], stream: BinaryIO | None, jobs: int) -> None:
+        with Tool(cmd, stdin=stream is not None, env=restore_env(jobs)) as tool:
+            if stream is not None:
+                tool.feed(stream)
+            if tool.finish() == 0:
+                return
+        err = tool.stderr
+        if any(sign in err for sign in _UNREACHABLE):
+            line = next(line for line in err.splitlines() if any(s in line for s in _UNREACHABLE))
+            raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: "
+                                    f"{line.strip().removeprefix('psql: error: ')}")
+        raise DrillError(f"restore into {name} failed: {_last_line(err)}")
+
+    def dump_globals(self, out: Path) -> None:
+        """Write the roles and tablespaces (``pg_dumpall --globals-only``), gzipped, to ``out``."""
+        cmd = [self._tool("pg_dumpall"), "--globals-only", "-d", self.dsn(self._admin)]
+        proc = subprocess.run(cmd, capture_output=True)
         if proc.returncode != 0:
-            if any(sign in proc.stderr for sign in _UNREACHABLE):
-                line = proc.stderr.strip().splitlines()[0].removeprefix("psql: error: ")
-                raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: {line}")
-            raise DrillError(f"restore into {name} failed: {_error_line(proc.stderr)}")
+            err = proc.stderr.decode(errors="replace")
+            raise DrillError(f"pg_dumpall --globals-only failed: {_last_line(err)}")
+        out.write_bytes(gzip.compress(proc.stdout, compresslevel=6))
+
+    def load_globals(self, sql: Path) -> list[str]:
+        """Replay a gzipped globals dump; roles that already exist are kept as they are (named in the
+        returned notes); any other error refuses with the server's line (never the statement)."""
+        cmd = [self._tool("psql"), "-X", "-q", "-d", self.dsn(self._admin)]
+        proc = subprocess.run(cmd, input=gzip.decompress(sql.read_bytes()), capture_output=True)
+        stderr = proc.stderr.decode(errors="replace")
+        errors = [line.split("ERROR:", 1)[1].strip() for line in stderr.splitlines() if "ERROR:" in line]
+        existing = [e for e in errors if e.startswith("role ") and e.endswith("already exists")]
+        if proc.returncode != 0 or len(existing) < len(errors):
+            other = [e for e in errors if e not in existing] or [_last_line(stderr)]
+            raise DrillError(f"restoring the roles (globals) failed: {other[0]}")
+        return existing
+
+
+    def copy_database_settings(self, source: str, target: str) -> list[str]:
+        """Give ``target`` the database-level owner, privileges (CONNECT, CREATE, TEMPORARY) and
+        settings of ``source``, which a per-database dump does not hold; what was applied, one line each."""
+        dst = q.Identifier(target)
+        with self._connect(self._admin) as conn:
+            owner, has_acl = conn.execute(_DB_OWNER, (source,)).fetchone()
+            statements = [(f"owner {owner}",
+                           q.SQL("ALTER DATABASE {} OWNER TO {}").format(dst, q.Identifier(owner)))]
+            if has_acl:
+                statements.append(("no default PUBLIC access",
+                                   q.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(dst)))
+                grants = conn.execute(_DB_GRANTS, (source,)).fetchall()
+                statements += [(f"{privilege} to {grantee}", _grant(dst, grantee, privilege, grantable))
+                               for grantee, privilege, grantable in grants]
+            for (setting,) in conn.execute(_DB_SETTINGS, (source,)).fetchall():
+                name, _, value = setting.partition("=")
+                statements.append((f"setting {name}", q.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    dst, q.Identifier(name), q.Literal(value))))
+            for _, statement in statements:
+                conn.execute(statement)
+        return [done for done, _ in statements]
+
+
+_DB_OWNER = "SELECT pg_get_userbyid(datdba), datacl IS NOT NULL FROM pg_database WHERE datname = %s"
+_DB_GRANTS = ("SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
+              "a.privilege_type, a.is_grantable FROM pg_database d, aclexplode(d.datacl) a "
+              "WHERE d.datname = %s")
+_DB_SETTINGS = ("SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d "
+                "ON d.oid = s.setdatabase WHERE d.datname = %s AND s.setrole = 0")
+
+
+def _grant(database: q.Identifier, grantee: str, privilege: str, grantable: bool) -> q.Composed:
+    who = q.SQL("PUBLIC") if grantee == "PUBLIC" else q.Identifier(grantee)
+    option = q.SQL(" WITH GRANT OPTION" if grantable else "")
+    return q.SQL("GRANT {} ON DATABASE {} TO {}{}").format(q.SQL(privilege), database, who, option)
+
+
+def restore_env(jobs: int) -> dict[str, str]:
+    """Session settings of a restore given ``jobs`` cores: index builds get memory, and parallel workers
+    for the cores beyond their own (none when several restores share the cores)."""
+    workers = max(jobs - 1, 0)
+    return {"PGOPTIONS": f"-c maintenance_work_mem=256MB -c max_parallel_maintenance_workers={workers}"}
+
+
+ARCHIVE_COMPRESSION = "gzip:1"  # custom format: pg_dump compresses each table itself (zlib level 1)
+
+
+def is_archive(path: Path) -> bool:
+    """Whether ``path`` is a pg_dump custom-format archive (or a directory-format dump)."""
+    if path.is_dir():
+        return (path / "toc.dat").exists()
+    with open(path, "rb") as fh:
+        return fh.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC
 
 
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
                 "Is the server running")
 
 
-def _error_line(text: str) -> str:
-    """The line naming the error (psql follows it with LINE, a caret, DETAIL or HINT), else the last."""
-    errors = [line.strip() for line in text.splitlines() if "ERROR:" in line or "FATAL:" in line]
-    return " ".join(errors[-1].split()) if errors else _last_line(text)
-
-
 def _last_line(text: str) -> str:
+    """The line of a tool's stderr that says what went wrong: its last error line, else its last line
+    (psql follows an error with the statement and a caret)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+    errors = [line for line in lines if any(mark in line for mark in _ERROR_MARKS)]
+    return (errors or lines or ["no error output"])[-1]
+
+
+_ERROR_MARKS = ("ERROR:", "FATAL:", "PANIC:", "error:")
 
 
 class CanaryTable:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    FlexibleChecksumError,
     ReadTimeoutError,
 )
+from botocore.response import StreamingBody
+from urllib3.exceptions import ProtocolError
 
-from akko_dr.errors import TargetUnavailable
+from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.ports import BucketLock, StoredObject, StoreRefused
 
 DEFAULT_TIMEOUT = 30.0  # seconds; a target passes its policy's cadence.deadlines.object_store
@@ -27,6 +33,10 @@ def _config(timeout: float) -> Config:
     return Config(connect_timeout=min(timeout, 3.0), read_timeout=timeout,
                   retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
                   s3={"addressing_style": "path"})
+
+
+_STREAMED = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
+_STREAMED.max_in_memory_upload_chunks = 3  # a stream read ahead of the upload holds 3 parts, not 10
 
 
 class S3ObjectStore:
@@ -62,6 +72,18 @@ class S3ObjectStore:
             self._call(f"put s3://{bucket}/{key}", self.client.put_object, Bucket=bucket, Key=key,
                        Body=body, Metadata=metadata or {})
 
+    def put_stream(self, bucket: str, key: str, body: BinaryIO,
+                   metadata: dict[str, str] | None = None) -> None:
+        """Upload ``body`` as it is produced (multipart, a few chunks in memory at most); an error raised
+        by ``body.read`` aborts the upload, so a failed producer never leaves a partial object."""
+        what = f"put s3://{bucket}/{key}"
+        try:
+            self._call(what, self.client.upload_fileobj, Fileobj=body, Bucket=bucket, Key=key,
+                       ExtraArgs={"Metadata": metadata or {}}, Config=_STREAMED)
+        except S3UploadFailedError as err:
+            raise TargetUnavailable(f"object store at {self.endpoint} failed ({what}): "
+                                    f"{str(err).splitlines()[0]}") from None
+
     def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
         self._call(f"put s3://{bucket}/{key}", self.client.put_object, Bucket=bucket, Key=key, Body=body)
 
@@ -70,6 +92,11 @@ class S3ObjectStore:
         with open(path, "wb") as out:
             for chunk in resp["Body"].iter_chunks(1 << 20):
                 out.write(chunk)
+
+    def stream(self, bucket: str, key: str) -> BinaryIO:
+        """The object's bytes as a reader, fetched as they are read (never held whole)."""
+        resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
+        return _Body(resp["Body"], f"s3://{bucket}/{key} at {self.endpoint}")
 
     def read(self, bucket: str, key: str) -> bytes:
         resp = self._call(f"get s3://{bucket}/{key}", self.client.get_object, Bucket=bucket, Key=key)
@@ -127,6 +154,29 @@ class S3ObjectStore:
             if not page.get("IsTruncated"):
                 return out
             token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+class _Body:
+    """A streaming GET's body; a connection lost mid-read is the store unavailable, in one line."""
+
+    def __init__(self, body: StreamingBody, where: str) -> None:
+        self._body, self._where = body, where
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._body.read(None if n < 0 else n)
+        except FlexibleChecksumError:
+            raise DrillError(f"object {self._where} is corrupt: its bytes do not match the checksum the "
+                             "store recorded") from None
+        except (BotoCoreError, ProtocolError, OSError) as err:
+            raise TargetUnavailable(f"object store connection lost reading {self._where}: "
+                                    f"{type(err).__name__}") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._body.close()
 
 
 def refusal(what: str, err: ClientError) -> StoreRefused:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
 from akko_dr.ports import BucketLock, StoredObject
@@ -28,6 +29,13 @@ class SitedObjectStore:
 
     def put(self, bucket: str, key: str, path: Path, metadata: dict[str, str] | None = None) -> None:
         self.at(bucket).put(bucket, key, path, metadata)
+
+    def put_stream(self, bucket: str, key: str, body: BinaryIO,
+                   metadata: dict[str, str] | None = None) -> None:
+        self.at(bucket).put_stream(bucket, key, body, metadata)
+
+    def stream(self, bucket: str, key: str) -> BinaryIO:
+        return self.at(bucket).stream(bucket, key)
 
     def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
         self.at(bucket).put_bytes(bucket, key, body)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import re
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from akko_dr import dump_content
-from akko_dr.backup import KEY_TIME
 from akko_dr.checks import CheckResult, age_text, inconclusive, not_applicable, result, uncovered
 from akko_dr.checks.storage import lock_problems, lock_text
 from akko_dr.checks.velero import failed_since, failure_text, newest_completed, of_schedule
@@ -51,10 +49,10 @@ def latest_dumps(policy: Policy, store: ObjectStore) -> dict[str, Dump | None]:
     bucket, prefix = policy.storage.backups_bucket, policy.storage.dump_prefix
     listing = store.list(bucket, prefix)
     out: dict[str, Dump | None] = {}
+    parsed = [(o, policy.storage.dump_key.parse(o.key.removeprefix(prefix))) for o in listing]
     for name in policy.databases:
-        pattern = re.compile(rf"^{re.escape(prefix + name)}_(\d{{14}})\.sql\.gz$")
-        found = [Dump(name, bucket, o.key, o.size, datetime.strptime(m[1], KEY_TIME).replace(tzinfo=UTC),
-                      o.last_modified) for o in listing if (m := pattern.match(o.key))]
+        found = [Dump(name, bucket, o.key, o.size, dump.taken_at, o.last_modified)
+                 for o, dump in parsed if dump is not None and dump.database == name]
         out[name] = max(found, key=lambda d: d.key_time, default=None)
     return out
 

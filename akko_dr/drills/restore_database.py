@@ -16,9 +16,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from akko_dr import dump_content
-from akko_dr.backup import BackupObject, latest_backup, sha256_of
+from akko_dr.backup import BackupObject, latest_backup, restore_globals, sha256_of
 from akko_dr.canary import wait_for_write
+from akko_dr.dumpstream import ARCHIVE_MAGIC
 from akko_dr.errors import DrillError
+from akko_dr.fidelity import categories, compare, implausible_rows, stale_write
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
 from akko_dr.policy import format_duration
@@ -62,6 +64,7 @@ class RestoreDatabaseDrill:
     drill_backups: set[str] = field(default_factory=set)  # keys of backups the drill took itself
     verified_how: str = ""  # the integrity check the restored copy passed
     service_answer: str = ""  # the service's own answer after the restore (Keycloak: a real login)
+    compared: list[str] = field(default_factory=list)  # what it compared: categories, or plausibility checks
     replicas_before: int = 1  # the service's replicas before the drill stopped it
     restore_server: Database | None = None  # a server segregated from the source; None: the source's own
     after_incident: Fingerprint = field(default_factory=dict)
@@ -150,6 +153,12 @@ class RestoreDatabaseDrill:
             raise DrillError(f"backup {self.backup.key} is corrupt: sha256 {actual[:12]}… differs from "
                              f"the {self.backup.sha256[:12]}… recorded at backup time")
         self.backup.sha256, self.backup.size = actual, gz.stat().st_size
+        with open(gz, "rb") as head:
+            if head.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC:  # custom format: pg_restore -j reads it
+                self._sql = gz
+                self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} "
+                           f"({self.backup.size} bytes, custom-format archive)")
+                return self.backup
         self._sql = gz.with_suffix("")
         try:
             with gzip.open(gz, "rb") as src, open(self._sql, "wb") as dst:
@@ -159,6 +168,9 @@ class RestoreDatabaseDrill:
         gz.unlink()  # the checked, decompressed copy is what is replayed
         self._refuse_unusable(self._sql)
         self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} ({self.backup.size} bytes)")
+        if self.backup.unparsed:
+            self._note(f"keys not parsed as dumps of {self.database} (storage.dump_key "
+                       f"{self.target.policy.storage.dump_key.text!r}): {', '.join(self.backup.unparsed)}")
         return self.backup
 
     def _refuse_unusable(self, sql: Path) -> None:
@@ -172,46 +184,67 @@ class RestoreDatabaseDrill:
         if problem := dump_content.too_new(content, self.backup.key, self.server.server_version()):
             raise DrillError(problem)
 
-    def restore_to_scratch(self) -> None:
+    def restore_to_scratch(self, jobs: int = 1) -> None:
+        """Restore the pulled, checked dump into a new scratch database (``jobs``: parallel pg_restore
+        workers for a custom-format archive)."""
         assert self._sql is not None, "pull the backup first"
         db = self.server
         db.drop(self.scratch)
         db.create(self.scratch)
         self.scratch_created = True
-        db.load(self.scratch, self._sql)
+        db.load(self.scratch, self._sql, jobs)
         self._note(f"backup restored into scratch database {self.scratch}")
 
     def verify_scratch(self) -> dict[str, object]:
-        """Compare the scratch database with what the backup recorded; refuse on any difference."""
+        """Compare the scratch database with the fingerprint the backup's manifest recorded, category
+        by category; without a manifest, judge its plausibility. Refuse, before any swap, on a problem."""
         assert self.backup is not None
         restored = self.server.fingerprint(self.scratch)
-        if self.backup.fingerprint:
-            expected = self.backup.fingerprint
-            how = "full: row count and content checksum of every table, against the backup manifest"
-        else:
-            expected = {t: {} for t in self._expected_tables()}
-            restored_tables = {t: {} for t in restored}
-            restored, how = restored_tables, "structural: table set of the live database (no manifest)"
-        missing = sorted(set(expected) - set(restored))
-        extra = sorted(set(restored) - set(expected))
-        differ = sorted(t for t in set(expected) & set(restored) if expected[t] != restored[t])
-        if missing or extra or differ:
-            parts = [f"{label} {', '.join(names)}" for label, names in
-                     (("missing", missing), ("unexpected", extra), ("differing", differ)) if names]
+        check = self._against_manifest if self.backup.fingerprint else self._plausibility
+        problems, how, compared = check(restored)
+        if problems:
             raise DrillError(f"restored backup {self.backup.key} does not match {self.database}: "
-                             + "; ".join(parts))
+                             + "; ".join(problems))
         self.newest_surviving_write = self.server.latest_canary(self.scratch)
-        self.verified_how = how
+        self.verified_how, self.compared = how, compared
         self._note(f"scratch database verified ({how})")
-        return {"method": how, "tables": len(expected)}
+        return {"method": how, "tables": len(restored), "compared": compared}
 
-    def _expected_tables(self) -> set[str]:
-        tables = set(self.target.db.fingerprint(self.database))
-        return tables | ({self.dropped_table} if self.dropped_table else set())
+    def _against_manifest(self, restored: Fingerprint) -> tuple[list[str], str, list[str]]:
+        expected, recorded = self.backup.fingerprint, self.backup.catalog
+        catalog = self.server.catalog(self.scratch) if recorded else {}
+        compared = categories(expected, recorded)
+        how = f"manifest fingerprint taken in the dump's snapshot: {', '.join(compared)} compared"
+        return compare(expected, recorded, restored, catalog), how, compared
+
+    def _plausibility(self, restored: Fingerprint) -> tuple[list[str], str, list[str]]:
+        """No manifest (AKKO's own CronJob dumps): plausible row counts against the damaged source, and
+        a newest restored write recent enough for the backup's time."""
+        ratio, interval = self.target.policy.min_row_ratio, self.info.job.interval()
+        source = self.target.db.fingerprint(self.database)
+        destroyed = {self.dropped_table} if self.dropped_table else set()
+        problems = implausible_rows(source, restored, destroyed, ratio)
+        spared = f" but the destroyed {', '.join(sorted(destroyed))}" if destroyed else ""
+        compared = [f"row counts of the source's {len(set(source) - destroyed)} tables{spared}: "
+                    f"at least {ratio:g}x the source's"]
+        source_newest = self.target.db.latest_canary(self.database)
+        if source_newest is None:
+            compared.append(f"newest restored write: not checkable, {self.database} has no canary writes")
+        else:
+            compared.append(f"newest restored write within {format_duration(interval)} of the backup time")
+            stale = stale_write(self.server.latest_canary(self.scratch), source_newest,
+                                self.backup.taken_at, interval)
+            problems += [stale] if stale else []
+        how = ("plausibility (no manifest; schema, privileges, owners, sequences and large objects not "
+               "comparable): " + "; ".join(compared))
+        return problems, how, compared
 
     def swap_in(self) -> None:
         """Rename the damaged database aside (kept for sign-off) and the verified copy into place."""
         db = self.target.db
+        copied = db.copy_database_settings(self.database, self.scratch)
+        self._note(f"database-level owner, privileges and settings of {self.database} given to the restored "
+                   f"copy: {', '.join(copied)}")
         db.rename(self.database, self.kept)
         try:
             db.rename(self.scratch, self.database)
@@ -305,6 +338,8 @@ class RestoreDatabaseDrill:
         self.restore_server = self.target.port("segregated_db")
         self.declare_incident()
         try:
+            self._note(restore_globals(self.target.policy, self.target.store, self.restore_server,
+                                       self.target.workdir, required=False))
             self.pull_latest_backup()
             self.restore_to_scratch()
             verified = self.verify_scratch()
@@ -330,10 +365,14 @@ class RestoreDatabaseDrill:
         return [
             *steps,
             f"stop {consumer}: scale to 0 on {orch} (PATCH apps/v1 deployments/{consumer}/scale)",
-            f"pull the newest pg/{db}_*.sql.gz from s3://{bucket} (S3 ListObjectsV2, GetObject)",
+            f"pull the newest {self.target.policy.storage.dump_prefix}"
+            f"{self.target.policy.storage.dump_key.text.replace('{database}', db)} from s3://{bucket} "
+            "(S3 ListObjectsV2, GetObject)",
             "check its sha256 against the backup manifest and that it decompresses whole (local)",
             f"restore it into a new scratch database {self.scratch} (SQL CREATE DATABASE, psql)",
-            "compare the scratch database with the fingerprint recorded at backup time (SQL SELECT)",
+            "compare the scratch database with the fingerprint recorded at backup time: rows, schema, "
+            "privileges, owners, sequences, large objects; without a manifest, plausible row counts and "
+            "a recent newest write (SQL SELECT, pg_dump --schema-only)",
             f"rename {db} to {self.kept} (kept until sign-off), then {self.scratch} to {db} "
             "(SQL ALTER DATABASE … RENAME)",
             f"start {consumer}: scale to its replicas (PATCH apps/v1 deployments/{consumer}/scale) and wait "
@@ -407,6 +446,7 @@ class RestoreDatabaseDrill:
         }
         if self.verified_how:
             out["integrity check"] = self.verified_how
+            out["compared"] = self.compared
         if self.service_answer:
             out["service check"] = self.service_answer
         if self.backup:

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.adapters.s3 import S3ObjectStore
@@ -49,9 +50,9 @@ class ServerLostDuringLoad(PostgresDatabase):
         super().__init__(inner._dsn, inner._bin, inner._admin)
         self._stop_server = stop_server
 
-    def load(self, name: str, sql: Path) -> None:
+    def load(self, name: str, sql: Path | BinaryIO, jobs: int = 1) -> None:
         self._stop_server()
-        super().load(name, sql)
+        super().load(name, sql, jobs)
 
 
 def _stateful(name: str, fault: object) -> Fault:

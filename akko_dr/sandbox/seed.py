@@ -120,6 +120,47 @@ INSERT INTO receipts (query_hash, principal, issued_at, signature)
 }
 
 
+SERVICE_OBJECTS: dict[str, str] = {  # what a service depends on beside its rows
+    "superset_metadata": """
+CREATE FUNCTION touch_changed_on() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.changed_on := now(); RETURN NEW; END $$;
+CREATE TRIGGER dashboards_touch BEFORE UPDATE ON dashboards FOR EACH ROW EXECUTE FUNCTION touch_changed_on();
+CREATE VIEW published_dashboards AS SELECT id, dashboard_title, slug FROM dashboards WHERE published;
+CREATE FUNCTION dashboard_url(slug text) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT '/superset/dashboard/' || slug || '/' $$;
+CREATE MATERIALIZED VIEW chart_counts AS SELECT viz_type, count(*) AS charts FROM slices GROUP BY viz_type;
+COMMENT ON TABLE dashboards IS 'Superset dashboards';
+CREATE INDEX logs_dttm ON logs (dttm);
+SELECT lo_from_bytea(0, convert_to('dashboard thumbnail', 'UTF8'));
+""",
+}
+
+
+READER = "akko_reader"  # a read-only role every database grants to (reporting, the DR checks)
+
+
+def service_access(database: str) -> str:
+    """The service's own role (``<db>_app``, no login) owning its tables and views, and the grants
+    and default privileges of the shared read-only role."""
+    role = f"{database}_app"
+    return f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE "{role}" NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER}') THEN CREATE ROLE "{READER}" NOLOGIN; END IF;
+END $$;
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT relname,
+                  CASE relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS kind
+           FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'v', 'm') LOOP
+    EXECUTE format('ALTER %s %I OWNER TO %I', r.kind, r.relname, '{role}');
+  END LOOP;
+END $$;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{READER}";
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO "{READER}";
+ALTER DEFAULT PRIVILEGES FOR ROLE "{role}" IN SCHEMA public GRANT SELECT ON TABLES TO "{READER}";
+"""
+
+
 def warehouse_objects(tables: int = 6, files: int = 4) -> list[tuple[str, bytes]]:
     """Iceberg-like objects for the warehouse bucket: metadata JSON and deterministic data files."""
     out = []
@@ -134,5 +175,6 @@ def warehouse_objects(tables: int = 6, files: int = 4) -> list[tuple[str, bytes]
 
 
 def schema_sql(database: str) -> str:
-    """The DDL and seed rows of one database, with the canary table every consumer writes to."""
-    return SCHEMAS[database] + CANARY
+    """The DDL and seed rows of one database, with the canary table every consumer writes to, its
+    service's role and grants, and the other objects its service depends on."""
+    return SCHEMAS[database] + CANARY + SERVICE_OBJECTS.get(database, "") + service_access(database)
