@@ -134,8 +134,8 @@ def _on_term(*_: object) -> None:
 def _pause(seconds: float) -> None:
     """Sleep, but wake up at once on SIGTERM (a stop must not wait for a whole interval)."""
     end = time.monotonic() + seconds
-    while not _stop and time.monotonic() < end:
-        time.sleep(min(0.1, end - time.monotonic()))
+    while not _stop and (left := end - time.monotonic()) > 0:
+        time.sleep(min(0.1, left))
 
 
 def write(config: WarehouseConfig, interval: float) -> None:
