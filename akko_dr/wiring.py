@@ -75,16 +75,18 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
 
 
 @contextmanager
-def open_sandbox(policy: Policy, scratch: bool = False) -> Iterator[tuple[Sandbox, Target]]:
+def open_sandbox(policy: Policy, scratch: bool = False,
+                 iceberg: bool = True) -> Iterator[tuple[Sandbox, Target]]:
     """A sandbox and its target in a fresh folder of their own; everything is removed after.
 
     ``scratch``: a platform of its own for a drill that destroys it (Drill 2): a service per database,
-    no initial backups, no second server. Not under pytest's temporary folders: another pytest session
+    no initial backups, no second server, no Iceberg tables (nor with ``iceberg`` False). Not under
+    pytest's temporary folders: another pytest session
     resets their permissions, and the PostgreSQL server (running as its own user) would lose its data.
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
     options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
-               else dict(segregated_server=True, iceberg=True))
+               else dict(segregated_server=True, iceberg=iceberg))
     try:
         with start_sandbox(policy, root=workdir / "sandbox", **options) as sandbox:
             yield sandbox, sandbox_target(sandbox, workdir)
