@@ -17,7 +17,7 @@ from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
 from akko_dr.sandbox.identity import SandboxAttacker
 from akko_dr.sandbox.job_history import SandboxSource
-from akko_dr.sandbox.warehouse import catalog_fault
+from akko_dr.sandbox.warehouse import catalog_fault, stop_server_cleanly
 from akko_dr.targets import Target
 
 TARGET_KINDS = ("sandbox", "live", "docker")
@@ -54,7 +54,7 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     if sandbox.warehouse is None:
         gaps["warehouse"] = "this sandbox was started without Iceberg tables"
     else:
-        fault = catalog_fault(sandbox.stop_postgres, sandbox.start_postgres)
+        fault = catalog_fault(lambda: stop_server_cleanly(sandbox.pg_server), sandbox.start_postgres)
         faults[fault.name] = fault
     return Target(kind="sandbox", name="sandbox", policy=sandbox.policy, db=sandbox.db, store=store,
                   orchestrator=sandbox.supervisor, workdir=workdir, canary=CanaryTable(lambda: sandbox.db),

