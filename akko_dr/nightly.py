@@ -229,7 +229,7 @@ def sandbox_nightly_target(policy: Policy) -> Iterator[Target]:
     """The sandbox, whose second embedded PostgreSQL server takes the segregated restores."""
     from akko_dr.wiring import open_sandbox
 
-    with open_sandbox(policy) as (_, target):
+    with open_sandbox(policy, iceberg=False) as (_, target):  # the nightly test restores PostgreSQL only
         yield target
 
 

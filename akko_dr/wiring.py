@@ -28,7 +28,7 @@ from akko_dr.sandbox.keycloak import SandboxRealmRestore
 from akko_dr.sandbox.platform import SANDBOX_KEY, RealServers
 from akko_dr.sandbox.processes import binary
 from akko_dr.sandbox.wal import WalSource, missing_segment, start_wal_archiving
-from akko_dr.sandbox.warehouse import catalog_fault
+from akko_dr.sandbox.warehouse import catalog_fault, stop_server_cleanly
 from akko_dr.targets import Target
 
 TARGET_KINDS = ("sandbox", "live", "docker")
@@ -99,7 +99,7 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
     if sandbox.warehouse is None:
         gaps["warehouse"] = "this sandbox was started without Iceberg tables"
     else:
-        fault = catalog_fault(sandbox.stop_postgres, sandbox.start_postgres)
+        fault = catalog_fault(lambda: stop_server_cleanly(sandbox.pg_server), sandbox.start_postgres)
         faults[fault.name] = fault
     keycloak = sandbox.keycloak
     if keycloak is None:
@@ -127,18 +127,19 @@ def sandbox_target(sandbox: Sandbox, workdir: Path) -> Target:
 
 
 @contextmanager
-def open_sandbox(policy: Policy, scratch: bool = False,
-                 servers: RealServers | None = None) -> Iterator[tuple[Sandbox, Target]]:
+def open_sandbox(policy: Policy, scratch: bool = False, servers: RealServers | None = None,
+                 iceberg: bool = True) -> Iterator[tuple[Sandbox, Target]]:
     """A sandbox and its target in a fresh folder of their own; everything is removed after.
 
     ``scratch``: a platform of its own for a drill that destroys it (Drill 2): a service per database,
-    no initial backups, no second server. ``servers``: the real servers to run (default: those provisioned,
-    :func:`real_servers`). Not under pytest's temporary folders: another pytest session
+    no initial backups, no second server, no Iceberg tables (nor with ``iceberg`` False). ``servers``: the
+    real servers to run (default: those provisioned, :func:`real_servers`). Not under pytest's temporary
+    folders: another pytest session
     resets their permissions, and the PostgreSQL server (running as its own user) would lose its data.
     """
     workdir = Path(tempfile.mkdtemp(prefix="akko-dr-"))
     options = (dict(consumers=tuple(policy.databases), initial_backups=False) if scratch
-               else dict(segregated_server=True, iceberg=True, real_identity=True))
+               else dict(segregated_server=True, iceberg=iceberg, real_identity=True))
     try:
         with start_sandbox(policy, root=workdir / "sandbox", servers=servers or real_servers(),
                            **options) as sandbox:

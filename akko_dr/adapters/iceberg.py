@@ -80,6 +80,7 @@ class IcebergWarehouse:
                  namespaces: tuple[str, ...] | None = None, writer: str = "", canary_table: str = "") -> None:
         self._open, self.bucket, self.catalog = open_catalog, bucket, catalog
         self._namespaces, self.writer, self.canary_table = namespaces, writer, canary_table
+        self._entries: dict[tuple[str, int], list[IcebergFile]] = {}  # manifests never change once written
 
     def __repr__(self) -> str:
         return f"IcebergWarehouse({self.catalog})"
@@ -127,10 +128,17 @@ class IcebergWarehouse:
         out = [IcebergFile(snap.manifest_list, None, "manifest-list")]
         for manifest in self._call(f"read the manifest list of {table}", snap.manifests, io):
             out.append(IcebergFile(manifest.manifest_path, manifest.manifest_length, "manifest"))
-            for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
-                df = entry.data_file
-                out.append(IcebergFile(df.file_path, df.file_size_in_bytes, "data", df.record_count))
+            out += self._data_files(manifest, io)
         return out
+
+    def _data_files(self, manifest, io) -> list[IcebergFile]:
+        """The live data files a manifest records; read once per manifest (Iceberg never rewrites one)."""
+        key = (manifest.manifest_path, manifest.manifest_length)
+        if key not in self._entries:
+            entries = manifest.fetch_manifest_entry(io, discard_deleted=True)
+            self._entries[key] = [IcebergFile(e.data_file.file_path, e.data_file.file_size_in_bytes, "data",
+                                              e.data_file.record_count) for e in entries]
+        return self._entries[key]
 
     def read_file(self, table: str, file: IcebergFile) -> FileContent:
         import pyarrow.parquet as pq

@@ -76,6 +76,7 @@ class WarehouseCorruptionDrill:
     copied: list[str] = field(default_factory=list)  # keys copied back from the replica
     log: list[str] = field(default_factory=list)
     verification: dict[str, object] = field(default_factory=dict)
+    _seen: dict[str, FileContent] = field(default_factory=dict, repr=False)  # before the incident only
 
     @property
     def wh(self) -> Warehouse:
@@ -112,12 +113,19 @@ class WarehouseCorruptionDrill:
             raise DrillError(f"{self.table} has no snapshot to record")
         location = self.wh.metadata_location(self.table)
         snap = history[-1]
-        files = {f.key: self.wh.read_file(self.table, f) for f in self._data_files(snap.snapshot_id)}
+        files = {f.key: self._content_before(f) for f in self._data_files(snap.snapshot_id)}
         self.record = Record(snap, location, files)
         self.newest_before_incident = self.newest_writer_commit(history)
         self._note(f"recorded {self.table} at snapshot {snap.snapshot_id}: {len(files)} data files, "
                    f"{self.record.rows} rows")
         return self.record
+
+    def _content_before(self, f: IcebergFile) -> FileContent:
+        """A data file's content before the incident; read once (Iceberg never rewrites a data file), so a
+        record taken again while racing the writer reads only its new files."""
+        if f.key not in self._seen:
+            self._seen[f.key] = self.wh.read_file(self.table, f)
+        return self._seen[f.key]
 
     def _data_files(self, snapshot_id: int) -> list[IcebergFile]:
         return [f for f in self.wh.files(self.table, snapshot_id) if f.kind == "data"]
@@ -151,6 +159,8 @@ class WarehouseCorruptionDrill:
         self.incident_at = utcnow()
         files = self._chosen(record.snapshot, which)[:deleted + corrupted]
         store, replica = self.target.store, self.target.policy.storage.replica_bucket
+        if not from_replica:  # the premise: replication has caught up with the files the incident hits
+            self._wait_replicated(files)
         for i, f in enumerate(files):
             if self.target.rehearsal:
                 self.destroyed[f.key] = store.read(f.bucket, f.key)
@@ -166,6 +176,12 @@ class WarehouseCorruptionDrill:
         self.pointer_after_incident = self.wh.metadata_location(self.table)
         self.incident = "files"
         return [f.key for f in files]
+
+    def _wait_replicated(self, files: list[IcebergFile]) -> None:
+        replica, deadline = self.target.policy.storage.replica_bucket, self.target.policy.probe_deadline
+        wait_for(f"{len(files)} data files of {self.table} in s3://{replica}", lambda: all(
+            sizes(self.target.store, replica, files).get(f.key) == f.size for f in files),
+            deadline.total_seconds(), interval=0.2)
 
     def _chosen(self, current: IcebergSnapshot, which: str) -> list[IcebergFile]:
         """The data files the newest commit added, those of the oldest snapshot, or any (by key)."""
