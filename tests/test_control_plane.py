@@ -28,7 +28,7 @@ from akko_dr.policy import Policy
 from akko_dr.ports import drill_namespace, written_by_services
 from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.emulator import _ProcessServer
-from akko_dr.sandbox.platform import start_server
+from akko_dr.sandbox.platform import RealServers, start_server
 from akko_dr.targetfile import load_target_file, open_live
 from akko_dr.targets import new_run_id
 from akko_dr.wiring import open_sandbox
@@ -131,7 +131,9 @@ def rehearsal_world(control_plane: ControlPlane,
             return sum(p.status.phase == "Running" and p.metadata.deletion_timestamp is None for p in listed)
         return pods
 
-    with open_sandbox(policy, scratch=True) as (sandbox, _), ExitStack() as bridges:
+    # one S3 endpoint for every bucket, as a live target file names it (real MinIO keeps the replica
+    # on a server of its own, which a target file cannot name yet)
+    with open_sandbox(policy, scratch=True, servers=RealServers()) as (sandbox, _), ExitStack() as bridges:
         server, rebuild = start_server(sandbox.root, "pgdata-rebuild")
         try:
             for service in sandbox.supervisor.services():

@@ -133,7 +133,7 @@ def test_a_service_role_keeps_its_access_after_drill_1(healthy: Target, sandbox:
     assert healthy.jobs.run_job("akko-pg-backup").succeeded
     drill = RestoreDatabaseDrill(healthy, DB, new_run_id())
     drill.run("dashboards")
-    with psycopg.connect(sandbox.identities.dsn(role, secret, DB), connect_timeout=5) as conn:
+    with psycopg.connect(sandbox.login_roles.dsn(role, secret, DB), connect_timeout=5) as conn:
         assert conn.execute("SELECT count(*) FROM dashboards").fetchone()[0] == 40
 
 
@@ -164,7 +164,7 @@ def test_the_database_level_owner_privileges_and_settings_survive_the_swap(healt
         healthy.db.execute("postgres", statement)
     try:
         RestoreDatabaseDrill(healthy, DB, new_run_id()).run("dashboards")
-        with psycopg.connect(sandbox.identities.dsn(role, secret, DB), connect_timeout=5) as conn:
+        with psycopg.connect(sandbox.login_roles.dsn(role, secret, DB), connect_timeout=5) as conn:
             assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
         with psycopg.connect(healthy.db.dsn("postgres"), autocommit=True) as conn:
             public = conn.execute("SELECT has_database_privilege('public', %s, 'CONNECT')",

@@ -11,6 +11,7 @@ import pytest
 
 from akko_dr.backup import backup_database, latest_backup
 from akko_dr.drills.restore_database import RestoreDatabaseDrill, quote_ident
+from akko_dr.errors import DrillError
 from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.seed import CANARY
 from akko_dr.targets import Target, new_run_id
@@ -62,7 +63,7 @@ def test_a_hostile_database_is_dumped_to_a_hostile_key_restored_and_swapped_in(h
 
 
 def test_a_hostile_identity_is_provisioned_suspended_and_rotated_by_parameters(sandbox: Sandbox) -> None:
-    roles = sandbox.identities
+    roles = sandbox.login_roles  # PostgreSQL login roles: where a name could be interpolated into SQL
     roles.provision(HOSTILE_IDENTITY)
     try:
         assert roles.exists(HOSTILE_IDENTITY)
@@ -73,3 +74,14 @@ def test_a_hostile_identity_is_provisioned_suspended_and_rotated_by_parameters(s
         assert roles.exists("postgres"), "the identity's name was interpolated: postgres was dropped"
     finally:
         sandbox.db.execute("postgres", f"DROP ROLE IF EXISTS {quote_ident(HOSTILE_IDENTITY)}")
+
+
+def test_a_hostile_identity_keycloak_does_not_accept_is_refused_in_one_line(sandbox: Sandbox) -> None:
+    if sandbox.keycloak is None:
+        pytest.skip(f"not applicable here: {sandbox.components.get('identity-provider')}")
+    try:
+        with pytest.raises(DrillError, match="refused to create user") as refused:
+            sandbox.identities.provision(HOSTILE_IDENTITY)
+    finally:
+        sandbox.db.execute("postgres", f"DROP ROLE IF EXISTS {quote_ident(HOSTILE_IDENTITY)}")
+    assert "\n" not in str(refused.value)

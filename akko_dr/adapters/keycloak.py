@@ -81,9 +81,13 @@ class KeycloakIdentities:
     def provision(self, identity: str, admin: bool = True) -> None:
         """(Re-)create ``identity`` as an active user (a realm administrator) with a fresh password."""
         secret = secrets.token_urlsafe(18)
-        user_id = self._user_id(identity) or self._admin.create_user(
-            {"username": identity, "email": f"{identity}@akko.example", "emailVerified": True,
-             "firstName": identity, "lastName": "AKKO", "enabled": True})
+        try:
+            user_id = self._user_id(identity) or self._admin.create_user(
+                {"username": identity, "email": f"{identity}@akko.example", "emailVerified": True,
+                 "firstName": identity, "lastName": "AKKO", "enabled": True})
+        except KeycloakError as err:  # e.g. a name Keycloak does not accept: refused, in one line
+            raise DrillError(f"{self.kind} refused to create user {identity!r}: "
+                             f"{' '.join(token_error(err).split())}") from None
         self._admin.update_user(user_id, {"enabled": True})
         self._admin.set_user_password(user_id, secret, temporary=False)
         if admin:

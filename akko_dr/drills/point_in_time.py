@@ -143,14 +143,14 @@ class PointInTimeDrill:
         is verified against that copy, and replaces the damaged database (kept for sign-off)."""
         assert self.recovery is not None and self.base_backup is not None, "recover first"
         gz = self.target.workdir / f"{self.run_id}-{self.database}-pitr.sql.gz"
-        fingerprint = self.recovery.database.dump(self.database, gz)
+        taken = self.recovery.database.dump(self.database, gz)
         sql = gz.with_suffix("")
         with gzip.open(gz, "rb") as src, open(sql, "wb") as dst:
             shutil.copyfileobj(src, dst)
         bucket, _, key = self.base_backup.location.removeprefix("s3://").partition("/")
         self.swap.use_restored(sql, BackupObject(
             database=self.database, bucket=bucket, key=key, taken_at=self.base_backup.begin_time,
-            size=sql.stat().st_size, job=self.wal_job.name, fingerprint=fingerprint))
+            size=sql.stat().st_size, job=self.wal_job.name, fingerprint=taken.tables, catalog=taken.catalog))
         self.swap.restore_to_scratch()
         self.swap.verify_scratch()
         self.swap.swap_in()

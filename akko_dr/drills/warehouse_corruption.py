@@ -279,9 +279,20 @@ class WarehouseCorruptionDrill:
                       "table left as it is")
 
     def _replica_problem(self, f: IcebergFile) -> str:
-        replica = self.target.policy.storage.replica_bucket
+        """What is wrong with the replica's copy of ``f``: missing, the wrong size, or unreadable. It is read
+        staged in the warehouse bucket, where the table's own file IO reaches (the replica may live on a
+        server of its own), and the staged copy removed after."""
+        store, replica = self.target.store, self.target.policy.storage.replica_bucket
         copy = IcebergFile(f"s3://{replica}/{f.key}", f.size, f.kind, f.records)
-        return self._problem(copy, sizes(self.target.store, replica, [copy]).get(f.key))
+        size = sizes(store, replica, [copy]).get(f.key)
+        if size != f.size:
+            return self._problem(copy, size)
+        staged = f"{KEPT_PREFIX}{self.run_id}/staged/{f.key}"
+        store.put_bytes(f.bucket, staged, store.read(replica, f.key))
+        try:
+            return self._problem(IcebergFile(f"s3://{f.bucket}/{staged}", f.size, f.kind, f.records), f.size)
+        finally:
+            store.delete(f.bucket, staged)
 
     def _intact(self, snap: IcebergSnapshot, lost: set[str]) -> bool:
         files = self._data_files(snap.snapshot_id)

@@ -93,8 +93,13 @@ class Sandbox:
         return self.s3_users.server.root_keys() if self.s3_users else (SANDBOX_KEY, SANDBOX_KEY)
 
     def suspend_replication(self, suspended: bool = True) -> None:
-        """Stop (or resume) the mirror job, as suspending its CronJob or stopping ``mc mirror`` would."""
+        """Stop (or resume) the mirror job, as suspending its CronJob or stopping ``mc mirror`` would; the
+        warehouse's continuous replicator too, when Iceberg runs."""
+        from akko_dr.sandbox.warehouse import REPLICATOR
+
         self.replication_suspended = suspended
+        if REPLICATOR in self.supervisor.services():
+            self.supervisor.scale(REPLICATOR, 0 if suspended else 1)
 
     def _record(self, run: JobRun) -> JobRun:
         self.job_runs.append(run)
