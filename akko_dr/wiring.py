@@ -16,8 +16,9 @@ from akko_dr.adapters.s3_sites import SitedBucketInspector, SitedObjectStore
 from akko_dr.adapters.victorialogs import LogsLayerAuditTrail
 from akko_dr.adapters.wal_archive import BarmanCloudArchive
 from akko_dr.docker_target import PING_TIMEOUT, ContainerMinio, ContainerServers, DockerImages, remove_orphans
-from akko_dr.errors import DrillError
+from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.policy import Policy
+from akko_dr.ports import Fault
 from akko_dr.run_lock import RunLock
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.faults import catalogue
@@ -215,6 +216,20 @@ NO_MINIO_USERS = ("the compromised identity has no MinIO user of its own on the 
                   "identities are PostgreSQL roles), so nothing can act on MinIO with its credentials")
 
 
+FULL_DISK = "a full disk under the scratch database"
+
+
+def _docker_faults(faults: dict[str, Fault]) -> dict[str, Fault]:
+    """The sandbox's faults, but the full disk: its small tablespace is a host folder the container's
+    server cannot reach (a gap that says why, never a harness error)."""
+
+    def not_here(target: Target, database: str) -> Target:
+        raise NotApplicable("not applicable on docker: the scratch database's disk is inside the PostgreSQL "
+                            "container; a small host tablespace cannot be mounted into it here")
+
+    return {**faults, FULL_DISK: Fault(FULL_DISK, not_here)}
+
+
 @contextmanager
 def open_docker(policy: Policy, images: DockerImages) -> Iterator[tuple[Sandbox, Target]]:
     """The sandbox's platform with its PostgreSQL servers (and MinIO, when its image is given) in
@@ -250,7 +265,8 @@ def docker_target(sandbox: Sandbox, workdir: Path, servers: ContainerServers,
     return replace(
         target, kind="docker", name="docker", platform=None, scratch_platform=None,
         store_as=None if s3_real else target.store_as,
-        faults=catalogue(own.crash, own.ensure_postgres_running), gaps=gaps, components=components,
+        faults=_docker_faults(catalogue(own.crash, own.ensure_postgres_running)), gaps=gaps,
+        components=components,
         emulated=[e for e in target.emulated if not (s3_real and e.startswith("object store"))],
         emulated_ports={k: v for k, v in target.emulated_ports.items() if not (s3_real and k in S3_PORTS)})
 

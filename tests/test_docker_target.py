@@ -187,6 +187,9 @@ def test_drill_1_runs_on_the_docker_target_through_its_features(tmp_path: Path, 
     refusals included (a lost server there is the PostgreSQL container killed, then started again)."""
     code, results = _drill(["-k", "drill_1_restore_database or drill_1_refuses"], tmp_path)
     statuses = {s["name"]: s["status"] for s in results["scenarios"]}
-    assert code == 0 and set(statuses.values()) == {"passed"} and len(statuses) >= 9, statuses
+    gaps = {name for name, status in statuses.items() if status == "not-applicable"}  # the full disk
+    others = {name: status for name, status in statuses.items() if status != "passed" and name not in gaps}
+    assert code != 2 and not others and len(statuses) - len(gaps) >= 9, (code, others,
+                                                                          results.get("harness_errors"))
     assert results["target"] == "docker"
     assert results["components"]["postgresql"].startswith(f"docker: postgres image {images.postgres} ")
