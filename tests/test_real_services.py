@@ -179,7 +179,8 @@ def test_identify_runs_the_playbooks_query_on_victorialogs_and_returns_the_users
     lines = [e.line() for e in found]
     assert any(e.action == "SELECT" and e.target == f"aden.{marker}" for e in found), lines
     assert all(e.actor == IDENTITY for e in found)
-    assert drill.queries[0].startswith(f'audit_type:* AND user:"{IDENTITY}" AND _time:[72h ago, now]: ')
+    asked = f'audit_type:* AND user:"{IDENTITY}" AND _time:[72h ago, now]: '
+    assert any(q.startswith(asked) for q in drill.queries), drill.queries  # other identities' may come first
     shipped = real.logs.client.query(f'user:"{IDENTITY}" AND "{marker}"').rows
     assert len(shipped) == 1 and shipped[0]["audit_type"] == "statement", shipped
 
