@@ -10,7 +10,19 @@ credentials come from. Credentials themselves never go in the file, nor in repor
       secret_key: {secret: akko/akko-minio#rootPassword}
     postgres: {host: akko-postgresql.akko.svc, port: 5432, database: postgres, user: postgres,
                password: {secret: akko/akko-postgresql#postgres-password}}
-    keycloak: {exports: {bucket: akko-backups, prefix: keycloak/, realm: akko}}   # realm export JSONs
+    keycloak:                # realm export JSONs; and, for Drill 3, the admin API of the realm
+      exports: {bucket: akko-backups, prefix: keycloak/, realm: akko}
+      url: https://keycloak.akko.example
+      realm: akko
+      admin_user: drill-admin          # a master-realm user allowed to manage the realm's users
+      admin_password: {secret: akko/keycloak-drill-admin#password}
+      login_client: akko-portal        # a public client with direct access grants (the login probe)
+    logs: {victorialogs: http://victorialogs.akko.svc:9428}   # the logs layer the audit trail is read from
+    drill_3:                 # Drill 3 rehearsals only (refused on production)
+      rehearsal_attacker: true         # the harness acts as the attacker: Keycloak sign-in, then a
+                                       # PostgreSQL login role of the identity (created with the opt-in)
+      identity_s3: {access_key: {env: AKKO_ADMIN_S3_KEY}, secret_key: {env: AKKO_ADMIN_S3_SECRET}}
+                                       # the identity's own S3 keys, for the WORM proof
     probes: {deadline: 5m}   # how long a replication canary may wait (--allow-probes); default: the policy's
     segregated_postgres: {host: akko-restore.dr.svc, password: {secret: dr/akko-restore#password}}
                              # a second server for segregated restores (DORA Art. 12(3)); or {embedded: true}
@@ -81,6 +93,26 @@ class IcebergLocation:
 
 
 @dataclass(frozen=True)
+class IdentityProviderLocation:
+    """A Keycloak realm's admin API (credential source only)."""
+
+    url: str
+    realm: str
+    admin_user: str
+    admin_password: Credential | None
+    login_client: str
+
+
+@dataclass(frozen=True)
+class Drill3Rehearsal:
+    """What a Drill 3 rehearsal may use on a (non-production) live target."""
+
+    rehearsal_attacker: bool = False
+    identity_s3_key: Credential | None = None
+    identity_s3_secret: Credential | None = None
+
+
+@dataclass(frozen=True)
 class TargetFile:
     """A parsed target file: locations and credential sources, no credential values."""
 
@@ -108,6 +140,9 @@ class TargetFile:
     rebuild: TargetFile | None = None  # (in scratch_platform) rebuild_postgres: the new, empty server
     iceberg: IcebergLocation | None = None  # iceberg: the REST catalog (Polaris) and the warehouse bucket
     wal_archive: tuple[str, str, str] | None = None  # bucket, prefix, server name (Barman's cloud layout)
+    identity_provider: IdentityProviderLocation | None = None  # keycloak: the realm's admin API (Drill 3)
+    logs_url: str | None = None  # logs.victorialogs: the logs layer the audit trail is read from
+    drill_3: Drill3Rehearsal | None = None  # drill_3: what a Drill 3 rehearsal may use on this target
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this target's namespace, bucket names and probe deadline instead."""
@@ -122,14 +157,17 @@ _PG = {"host": str, "port": int, "database": str, "user": str, "password": CREDE
 SCHEMA: dict[str, dict[str, object]] = {  # every key each section may hold, and its type
     "": {"kube": dict, "s3": dict, "postgres": dict, "keycloak": dict, "probes": dict,
          "segregated_postgres": dict, "nightly": dict, "production": bool, "scratch_platform": dict,
-         "wal_archive": dict, "iceberg": dict, "docker": dict},
+         "wal_archive": dict, "iceberg": dict, "docker": dict, "logs": dict, "drill_3": dict},
     "kube": {"context": str, "namespace": str, "velero_namespace": str, "kubeconfig": str},
     "s3": {"endpoint": str, "region": str, "buckets": dict, "access_key": CREDENTIAL,
            "secret_key": CREDENTIAL},
     "postgres": _PG,
     "segregated_postgres": {**_PG, "embedded": bool},
     "rebuild_postgres": _PG,  # in scratch_platform
-    "keycloak": {"exports": dict},
+    "keycloak": {"exports": dict, "url": str, "realm": str, "admin_user": str, "admin_password": CREDENTIAL,
+                 "login_client": str},
+    "logs": {"victorialogs": str},
+    "drill_3": {"rehearsal_attacker": bool, "identity_s3": dict},
     "probes": {"deadline": str},
     "nightly": {"databases": list},  # akko_dr/nightly.py: which databases the nightly test restores
 }
@@ -228,6 +266,7 @@ def _parse(raw: dict[str, Any], path: Path, where: str, default_namespace: str) 
         probe_deadline=_deadline(section(raw, "probes", where), where),
         wal_archive=_wal_archive(section(raw, "wal_archive", where), where))
     tf = replace(tf, iceberg=_iceberg(section(raw, "iceberg", where), where))
+    tf = _with_drill_3(tf, raw, where)
     return _with_segregated(tf, section(raw, SEGREGATED, where), where)
 
 
@@ -282,6 +321,32 @@ def _iceberg(raw: dict[str, Any], where: str) -> IcebergLocation | None:
         writer=str(writer.get("service", "")), table=str(writer.get("table", "")))
 
 
+def _with_drill_3(tf: TargetFile, raw: dict[str, Any], where: str) -> TargetFile:
+    """The keycloak admin API, the logs layer and the drill_3 section; a rehearsal attacker on production
+    is refused."""
+    keycloak, logs = section(raw, "keycloak", where), section(raw, "logs", where)
+    drill, s3 = section(raw, "drill_3", where), section(section(raw, "drill_3", where), "identity_s3", where)
+    provider = None
+    if "url" in keycloak:
+        if not all(isinstance(keycloak.get(k), str) for k in ("realm", "admin_user")):
+            raise PolicyError(f"{where}: keycloak: expected realm and admin_user with the url")
+        provider = IdentityProviderLocation(
+            keycloak["url"], keycloak["realm"], keycloak["admin_user"],
+            _credential(keycloak, "admin_password", f"{where}: keycloak"),
+            str(keycloak.get("login_client", "akko-portal")))
+    rehearsal = Drill3Rehearsal(bool(drill.get("rehearsal_attacker", False)),
+                                _credential(s3, "access_key", f"{where}: drill_3.identity_s3"),
+                                _credential(s3, "secret_key", f"{where}: drill_3.identity_s3"))
+    if rehearsal.rehearsal_attacker and tf.production:
+        raise PolicyError(f"{where}: drill_3.rehearsal_attacker: never on a production target (the harness "
+                          "would drop a table as the compromised identity)")
+    if rehearsal.rehearsal_attacker and provider is None:
+        raise PolicyError(f"{where}: drill_3.rehearsal_attacker: the attacker signs in to Keycloak; name its "
+                          "admin API (keycloak.url, realm, admin_user, admin_password)")
+    return replace(tf, identity_provider=provider, logs_url=logs.get("victorialogs"),
+                   drill_3=rehearsal if drill else None)
+
+
 SEGREGATED = "segregated_postgres"  # shaped as postgres, or {embedded: true}
 
 
@@ -323,9 +388,9 @@ SecretReader = Callable[[str, str, str], str]
 
 
 def resolve(credential: Credential | None, read_secret: SecretReader,
-            env: Mapping[str, str] = os.environ) -> str | None:
+            env: Mapping[str, str] = os.environ, secret: bool = True) -> str | None:
     """The credential's value, from the environment or a Kubernetes Secret (never logged: it joins the
-    evidence's redaction set)."""
+    evidence's redaction set, unless it is an identifier such as an S3 access key id, ``secret`` False)."""
     if credential is None:
         return None
     if credential.env:
@@ -334,7 +399,8 @@ def resolve(credential: Credential | None, read_secret: SecretReader,
         value = env[credential.env]
     else:
         value = read_secret(*credential.secret)
-    redact.remember(f"credential from {credential}", value)
+    if secret:
+        redact.remember(f"credential from {credential}", value)
     return value
 
 
@@ -364,8 +430,13 @@ def kube_client(tf: TargetFile) -> Any:
 LIVE_GAPS = {
     "platform": "a live cluster is never destroyed by the harness: Drill 2 runs on the scratch platform the "
                 "target file names (scratch_platform)",
-    "identities": "no identity provider adapter is wired for the live target yet (Keycloak)",
-    "adversary": "no simulated attacker acts on a live target",
+    "identities": "the target file names no identity provider admin API (keycloak.url, realm, admin_user, "
+                  "admin_password)",
+    "adversary": "no simulated attacker acts on this live target (drill_3.rehearsal_attacker is not set)",
+    "realm_restore": "a fresh Keycloak for the realm export is not started on a live target (the sandbox "
+                     "restores its export into a second server of its own)",
+    "object_keys": "the target file names no S3 keys of the compromised identity (drill_3.identity_s3)",
+    "store_as": "the target file names no S3 keys of the compromised identity (drill_3.identity_s3)",
     "segregated_db": "the target file names no second PostgreSQL server for segregated restores "
                      "(segregated_postgres)",
     "warehouse": "the target file names no Iceberg catalog (iceberg.catalog)",
@@ -391,11 +462,46 @@ def live_warehouse(tf: TargetFile, policy: Policy, read_secret: SecretReader) ->
                             ice.namespaces or None, ice.writer, ice.table)
 
 
+def live_drill_3(tf: TargetFile, policy: Policy, db: Any, store: Any,
+                 read_secret: SecretReader) -> tuple[dict[str, Any], dict[str, str]]:
+    """Drill 3's ports the target file names: the realm's users (Keycloak admin API), the rehearsal
+    attacker (the same identities, with the identity's PostgreSQL login role), the identity's own S3 keys
+    and the logs layer. Returns the ports and what the evidence says serves them."""
+    from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
+    from akko_dr.adapters.keycloak import KeycloakIdentities
+    from akko_dr.adapters.login_roles import KeycloakAdministrator, PostgresLoginRoles
+    from akko_dr.adapters.s3 import S3ObjectStore
+    from akko_dr.adapters.victorialogs import LogsLayerAuditTrail, VictoriaLogs
+
+    ports: dict[str, Any] = {}
+    components: dict[str, str] = {}
+    trail = ObjectStoreAuditTrail(store, policy.storage.audit_bucket)
+    ports["audit_trail"] = LogsLayerAuditTrail(trail, VictoriaLogs(tf.logs_url)) if tf.logs_url else trail
+    components["logs layer"] = f"VictoriaLogs at {tf.logs_url}" if tf.logs_url else "none named (logs)"
+    if (kc := tf.identity_provider) is not None:
+        keycloak = KeycloakIdentities(kc.url, kc.realm, kc.admin_user,
+                                      resolve(kc.admin_password, read_secret) or "", kc.login_client)
+        ports["identities"] = keycloak
+        components["identity-provider"] = f"{keycloak.kind} (admin API as {kc.admin_user})"
+    rehearsal = tf.drill_3 or Drill3Rehearsal()
+    if rehearsal.rehearsal_attacker and "identities" in ports:
+        roles = PostgresLoginRoles(db, policy)  # its statement log is the platform's, not readable here
+        ports["identities"] = ports["adversary"] = KeycloakAdministrator(ports["identities"], roles)
+        components["rehearsal attacker"] = ("the harness, as the compromised identity: Keycloak sign-in, "
+                                            "then its PostgreSQL login role (drill_3.rehearsal_attacker)")
+    if rehearsal.identity_s3_key and rehearsal.identity_s3_secret:
+        keys = (resolve(rehearsal.identity_s3_key, read_secret, secret=False),  # an id, named in evidence
+                resolve(rehearsal.identity_s3_secret, read_secret))
+        ports["object_keys"] = lambda identity: keys
+        ports["store_as"] = lambda user, secret: S3ObjectStore(store.endpoint, region=tf.s3_region,
+                                                               access_key=user, secret_key=secret)
+    return ports, components
+
+
 def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_probes: bool = False,
               api: Any = None) -> Target:
     """Wire the live target: Kubernetes (read-only checks; scale, Jobs and eradication, which write only
     with ``allow_destructive``), S3 (probes only with ``allow_probes``) and PostgreSQL."""
-    from akko_dr.adapters.audit_trail import ObjectStoreAuditTrail
     from akko_dr.adapters.kube import KubeCluster
     from akko_dr.adapters.kube_api import KubeApi
     from akko_dr.adapters.kube_eradicator import LabelledEradicator
@@ -433,6 +539,10 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
     if warehouse is not None:
         gaps.pop("warehouse")
         components["iceberg"] = warehouse.catalog
+    drill_3, served = live_drill_3(tf, policy, db, store, cluster.secret)
+    components.update(served)
+    for port in drill_3:
+        gaps.pop(port, None)
     return Target(kind="live", name=f"live {tf.kube_context or 'current-context'}/{tf.namespace}",
                   policy=policy, db=db, store=store,
                   orchestrator=RolloutOrchestrator(kube, tf.namespace, deadline=wait["rollout"]),
@@ -441,11 +551,10 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                   velero=VeleroCrds(kube, tf.velero_namespace, deadline=wait["restore"]),
                   segregated_db=segregated, wal_archive=wal_archive,
                   workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
-                  source=cluster, audit_trail=ObjectStoreAuditTrail(store, policy.storage.audit_bucket),
-                  gaps=gaps, components=components, destructive_allowed=allow_destructive,
+                  source=cluster, gaps=gaps, components=components, destructive_allowed=allow_destructive,
                   probes_allowed=allow_probes, production=tf.production, warehouse=warehouse,
                   scratch_platform=(lambda: rehearsal(policy, tf.scratch, allow_destructive))
-                  if tf.scratch else None)
+                  if tf.scratch else None, **drill_3)
 
 
 @contextmanager

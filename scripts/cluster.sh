@@ -169,8 +169,11 @@ up() {
   wait_ready "$server" "$admin" 60
   start "$dir" kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$dir/admin.kubeconfig" \
     --leader-elect=false --controllers='*,-nodeipam,-serviceaccount-token' \
-    --service-account-private-key-file "$dir/sa.key"
-  start "$dir" kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$dir/admin.kubeconfig" --leader-elect=false
+    --service-account-private-key-file "$dir/sa.key" --bind-address 127.0.0.1 --secure-port "$(free_port)" \
+    --node-monitor-grace-period 10m  # kwok's heartbeats come late on a loaded machine: no NotReady flapping
+  # their own free ports: another control plane (a second test session) may run on this machine
+  start "$dir" kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$dir/admin.kubeconfig" --leader-elect=false \
+    --bind-address 127.0.0.1 --secure-port "$(free_port)"
   kwok_stages > "$dir/kwok-stages.yaml"
   start "$dir" kwok "$BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" --manage-all-nodes=true \
     --config "$dir/kwok-stages.yaml"

@@ -63,8 +63,7 @@ def attacker_store(target: Target, drill_3: RansomwareDrill,
 
 
 @given("an attacker holds the credentials of the compromised identity")
-def _(drill_3: RansomwareDrill, target: Target) -> None:
-    target.port("identities").provision(drill_3.identity)  # an active identity again, as before the breach
+def _(drill_3: RansomwareDrill) -> None:
     drill_3.steal_credentials()
 
 
@@ -112,7 +111,10 @@ def _(drill_3: RansomwareDrill, drill_database: str, table: str) -> None:
 
 @then(parsers.parse("the identity provider's log of the compromised identity shows the dropping of the "
                     '"{table}" table'))
-def _(drill_3: RansomwareDrill, table: str) -> None:
+def _(drill_3: RansomwareDrill, table: str, request: pytest.FixtureRequest, evidence: ScenarioRecord) -> None:
+    if drill_3.statement_gap:
+        record_not_applicable(request, evidence, "identity provider's statement log", drill_3.statement_gap)
+        return
     wanted = f'DROP TABLE "{table}"'
     assert any(wanted in line for line in drill_3.statements), (
         f"expected {wanted} in the log of {drill_3.identity}; actual: not in {len(drill_3.statements)} lines")

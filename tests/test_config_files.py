@@ -95,6 +95,16 @@ TARGET_CASES = [
     ("a zero probe deadline", "probes: {deadline: 0s}\n", r"probes\.deadline: expected a positive duration"),
     ("a password in the file", "postgres: {host: db, password: hunter2}\n",
      r"postgres: password: credentials never go in the target file"),
+    ("a Keycloak admin password in the file", "keycloak: {url: http://k, realm: akko, admin_user: a, "
+     "admin_password: hunter2}\n", r"keycloak: admin_password: credentials never go in the target file"),
+    ("a Keycloak admin API without its realm", "keycloak: {url: http://k}\n",
+     r"keycloak: expected realm and admin_user with the url"),
+    ("a rehearsal attacker on production", "production: true\n"
+     "keycloak: {url: http://k, realm: akko, admin_user: a}\ndrill_3: {rehearsal_attacker: true}\n",
+     r"drill_3\.rehearsal_attacker: never on a production target"),
+    ("a rehearsal attacker without Keycloak", "drill_3: {rehearsal_attacker: true}\n",
+     r"drill_3\.rehearsal_attacker: the attacker signs in to Keycloak"),
+    ("an unknown Drill 3 key", "drill_3: {attacker: yes}\n", r"drill_3\.attacker: unknown key"),
 ]
 
 
@@ -180,9 +190,12 @@ def test_any_value_in_any_policy_section_loads_or_is_refused_with_file_and_key(t
         assert str(err).startswith(f"{path}: ") and "\n" not in str(err), str(err)
 
 
+TARGET_SECTIONS = ["kube", "s3", "postgres", "probes", "production", "keycloak", "segregated_postgres",
+                   "logs", "drill_3", "other"]
+
+
 @FILES
-@given(st.dictionaries(st.sampled_from(["kube", "s3", "postgres", "probes", "production", "keycloak",
-                                        "segregated_postgres", "other"]), YAML_VALUES, max_size=4))
+@given(st.dictionaries(st.sampled_from(TARGET_SECTIONS), YAML_VALUES, max_size=4))
 def test_any_target_file_loads_or_is_refused_with_file_and_key(tmp_path: Path, raw: dict) -> None:
     path = _write(tmp_path, raw, "target.yaml")
     try:

@@ -7,11 +7,14 @@ service process follows its Deployment's running pods (the bridge from pod to pr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -19,6 +22,7 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
+from akko_dr.adapters.kube_eradicator import LABEL as ERADICATE_LABEL
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
@@ -28,9 +32,12 @@ from akko_dr.policy import Policy
 from akko_dr.ports import drill_namespace, written_by_services
 from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.emulator import _ProcessServer
+from akko_dr.sandbox.keycloak import LOGIN_CLIENT
+from akko_dr.sandbox.keycloak import REALM as KEYCLOAK_REALM
+from akko_dr.sandbox.log_shipper import SOURCE, collecting
 from akko_dr.sandbox.platform import RealServers, start_server
 from akko_dr.targetfile import load_target_file, open_live
-from akko_dr.targets import new_run_id
+from akko_dr.targets import Target, new_run_id
 from akko_dr.wiring import open_sandbox
 from tests.control_plane import (
     BIN,
@@ -46,6 +53,7 @@ from tests.control_plane import (
 from tests.kube_world import process_follows
 
 pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_real_authorizer_grants_the_shipped_role_and_nothing_more(control_plane: ControlPlane,
@@ -109,6 +117,87 @@ def test_drill_1_runs_against_the_real_control_plane(control_plane: ControlPlane
     consumer = policy.database(database).consumer
     deployment = client.AppsV1Api(control_plane.admin).read_namespaced_deployment(consumer, NS)
     assert deployment.spec.replicas == 1 and deployment.status.ready_replicas == 1
+
+
+DRILL_3 = "test_drill_3_ransomware.py"
+DRILL_3_DEADLINE = 900.0  # seconds the whole Drill 3 feature may take under load
+
+
+def _drill_3_file(tmp_path: Path, control_plane: ControlPlane, sandbox: Sandbox) -> Path:
+    """The target file with the realm's admin API, the logs layer and the rehearsal attacker."""
+    path = _target_file(tmp_path, control_plane, sandbox)
+    keycloak = sandbox.keycloak.server
+    logs = f"logs: {{victorialogs: {sandbox.logs.url}}}\n" if sandbox.logs else ""
+    path.write_text(path.read_text() + logs + f"""
+keycloak: {{url: "{keycloak.url}", realm: {KEYCLOAK_REALM}, admin_user: {keycloak.admin_user},
+           admin_password: {{env: AKKO_TEST_KC_ADMIN}}, login_client: {LOGIN_CLIENT}}}
+drill_3:
+  rehearsal_attacker: true
+  identity_s3: {{access_key: {{env: AKKO_TEST_ID_S3_KEY}}, secret_key: {{env: AKKO_TEST_ID_S3_SECRET}}}}
+""")
+    return path
+
+
+@pytest.fixture
+def attacker_leftovers(control_plane: ControlPlane, policy: Policy) -> Iterator[list[str]]:
+    """What responders labelled as the compromised identity's, and the eradicator's binding for the
+    rehearsal (deploy/rbac-drill-3.yaml), deleted after."""
+    identity = policy.drill("drill-3")["compromised_identity"]
+    core = client.CoreV1Api(control_plane.admin)
+    meta = {"labels": {ERADICATE_LABEL: identity}}
+    core.create_namespaced_service_account(NS, {"metadata": {"name": "backdoor-sa", **meta}})
+    core.create_namespaced_secret(NS, {"metadata": {"name": "backdoor-token", **meta},
+                                       "stringData": {"k": "v"}})
+    utils.create_from_yaml(control_plane.admin, str(ROOT / "deploy" / "rbac-drill-3.yaml"))
+    yield ["Secret akko/backdoor-token", "ServiceAccount akko/backdoor-sa"]
+    rbac = client.RbacAuthorizationV1Api(control_plane.admin)
+    rbac.delete_namespaced_role_binding("akko-dr-eradicator", NS)
+
+
+def test_drill_3_runs_with_target_live_on_the_real_control_plane(
+        control_plane: ControlPlane, bridge: None, sandbox: Sandbox, target: Target, policy: Policy,
+        attacker_leftovers: list[str], tmp_path: Path) -> None:
+    """Drill 3's feature with --target live: the real Keycloak contains the identity, the real authorizer
+    lets the eradicator delete only what is labelled, Drill 1 recovers through the real controllers, and the
+    audit trail holds only what the platform's collector shipped from the PostgreSQL server's own log."""
+    if sandbox.keycloak is None:
+        pytest.skip(f"Drill 3 on live needs a real Keycloak: {sandbox.components.get('identity-provider')}")
+    identity = policy.drill("drill-3")["compromised_identity"]
+    key, secret = sandbox.s3_keys()
+    id_key, id_secret = target.port("object_keys")(identity)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), AKKO_TEST_S3_KEY=key, AKKO_TEST_S3_SECRET=secret,
+               AKKO_TEST_KC_ADMIN=sandbox.keycloak.server.admin_password, AKKO_TEST_ID_S3_KEY=id_key,
+               AKKO_TEST_ID_S3_SECRET=id_secret, AKKO_DR_KEYCLOAK="off")
+    if sandbox.heal:
+        sandbox.heal()
+    consumer = policy.database(policy.drill("drill-1")["database"]).consumer
+    apps = client.AppsV1Api(control_plane.admin)
+    wait_for(f"a ready replica of {consumer}",
+             lambda: apps.read_namespaced_deployment(consumer, NS).status.ready_replicas, START_DEADLINE)
+    answers = ROOT / "tests" / "tabletop_answers.yaml"
+    argv = [sys.executable, "-m", "pytest", str(ROOT / "steps" / DRILL_3), "--target", "live",
+            "--target-file", str(_drill_3_file(tmp_path, control_plane, sandbox)),
+            f"--allow-destructive={NS}", "--evidence-dir", str(tmp_path / "ev"), "--answers", str(answers),
+            "-q", "-p", "no:cacheprovider"]
+    log = Path(sandbox.pg_server.pgdata) / "log"
+    with collecting(log, target.audit_trail) as collector:
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=DRILL_3_DEADLINE)
+    results = json.loads((tmp_path / "ev" / "latest" / "results.json").read_text())
+    status = {s["name"]: s["status"] for s in results["scenarios"]}
+    main = next(s for s in results["scenarios"] if s["name"].startswith("A compromised administrator"))
+    assert main["status"] == "passed", (main.get("error"), done.stdout[-3000:])
+    assert sorted(main["details"]["removed"]) == attacker_leftovers, main["details"]
+    assert "not applicable" in main["details"], main["details"]  # the server's log is not readable on live
+    worm = [s for s in results["scenarios"] if "worm" in s["tags"]]
+    expected = "inconclusive" if target.emulator_of("audit_trail") else "passed"
+    assert len(worm) == 2 and {s["status"] for s in worm} == {expected}, worm
+    assert status["An identity that does not exist cannot be contained"] == "passed", status
+    realm = status["The identity provider is rebuilt from its realm export without the stolen credentials"]
+    assert realm == "not-applicable", status
+    assert collector.shipped >= 1 and not collector.error, (collector.shipped, collector.error)
+    shipped = [e for e in target.audit_trail.events(identity, timedelta(hours=1)) if e.source == SOURCE]
+    assert any(e.action == "DROP TABLE" for e in shipped), [e.line() for e in shipped]
 
 
 REHEARSAL_NS = "akko-rehearsal"

@@ -118,7 +118,6 @@ def test_the_recovery_clock_starts_at_the_attack_and_only_real_actions_reach_the
         target: Target, sandbox: Sandbox) -> None:
     """Issue 8: Drill 3's RTO runs from the attack; issue 16: the drill writes no event of its own."""
     drill = RansomwareDrill(target, "akko-admin", new_run_id())
-    sandbox.identities.provision("akko-admin")
     drill.steal_credentials()
     before = {k for k, _ in drill.audit.store.versions(drill.audit.bucket)}
     attacked = utcnow()

@@ -51,7 +51,6 @@ def test_the_sandbox_names_keycloak_as_its_identity_provider(keycloak: SandboxKe
 
 def test_containment_disables_the_user_revokes_its_sessions_and_the_token_endpoint_refuses_the_old_password(
         keycloak: SandboxKeycloak, target: Target) -> None:
-    target.identities.provision(ADMIN)
     drill = RansomwareDrill(target, ADMIN, new_run_id())
     drill.steal_credentials()
     openid = KeycloakOpenID(server_url=keycloak.server.url, realm_name="akko", client_id=LOGIN_CLIENT)
@@ -68,7 +67,6 @@ def test_containment_disables_the_user_revokes_its_sessions_and_the_token_endpoi
 
 
 def test_the_rotated_password_is_keycloaks_own(keycloak: SandboxKeycloak, target: Target) -> None:
-    target.identities.provision(ADMIN)
     drill = RansomwareDrill(target, ADMIN, new_run_id())
     drill.steal_credentials()
     drill.contain()
@@ -82,7 +80,6 @@ def test_the_rotated_password_is_keycloaks_own(keycloak: SandboxKeycloak, target
 
 def test_the_realm_export_restored_into_a_fresh_keycloak_lets_a_user_log_in(keycloak: SandboxKeycloak,
                                                                             target: Target) -> None:
-    target.identities.provision(ADMIN)
     drill = RansomwareDrill(target, ADMIN, new_run_id())
     drill.steal_credentials()
     drill.contain()

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from akko_dr.drills.full_rebuild import FullRebuildDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
-from akko_dr.errors import DrillError
+from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.evidence.record import ScenarioRecord
 from akko_dr.measure import Measurement, utcnow
 from akko_dr.policy import parse_duration
@@ -54,6 +54,7 @@ class RansomwareDrill:
     recovery: RestoreDatabaseDrill | None = None
     drill_backups: set[str] = field(default_factory=set)  # backups the drill took itself, for the RPO basis
     rebuild: FullRebuildDrill | None = None  # when the damage declared is the whole platform
+    statement_gap: str = ""  # why the identity provider's statement log is not readable here
     realm_restored: str = ""  # what serves the realm restored from its export (containment)
     log: list[str] = field(default_factory=list)
 
@@ -74,8 +75,13 @@ class RansomwareDrill:
 
     # -- the incident (sandbox) ------------------------------------------------------------
     def steal_credentials(self) -> None:
-        """The attacker's starting point: the identity's current secret."""
-        self.stolen = self._identities().credential(self.identity)
+        """The attacker's starting point: the identity active again with a fresh secret (as before the
+        breach), and that secret in the attacker's hands. A write to the identity provider: opt-in."""
+        identities = self._identities()
+        self.target.require_destructive(f"give {self.identity} a fresh password in {identities.kind} "
+                                        "(the rehearsal's breach)")
+        identities.provision(self.identity)
+        self.stolen = identities.credential(self.identity)
         self._note(f"attacker holds the credentials of {self.identity}")
 
     def attack(self, database: str, table: str) -> RestoreDatabaseDrill:
@@ -100,6 +106,9 @@ class RansomwareDrill:
     def contain(self) -> int:
         """Suspend the identity (its sessions ended) and rotate its credentials."""
         identities = self._identities()
+        identities.require(self.identity)  # an unknown identity is refused before anything is planned
+        self.target.require_destructive(f"suspend {self.identity} in {identities.kind}, end its sessions "
+                                        "and rotate its credentials")
         ended = identities.suspend(self.identity)
         identities.rotate(self.identity)
         self._note(f"contained: {self.identity} suspended ({ended} sessions ended), credentials rotated")
@@ -155,8 +164,9 @@ class RansomwareDrill:
         for obj in store.list(storage.backups_bucket, storage.dump_prefix):
             if obj.key.endswith(".manifest.json"):
                 self._keep(bundle_dir, f"receipts/{obj.key}", store.read(storage.backups_bucket, obj.key))
-        statements = self._identities().statement_log(self.identity)
-        self._keep(bundle_dir, f"identity-provider/{self.identity}.log", "\n".join(statements).encode())
+        statements = self._statement_log()
+        if statements is not None:
+            self._keep(bundle_dir, f"identity-provider/{self.identity}.log", "\n".join(statements).encode())
         sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(self.bundle.items()))
         (bundle_dir / "SHA256SUMS").write_text(sums)
         self._note(f"evidence preserved: {len(self.bundle)} files in {bundle_dir}")
@@ -183,9 +193,18 @@ class RansomwareDrill:
         self.identified = self.audit.events(self.identity, self.window)
         if isinstance(self.audit, QueriedTrail):
             self.queries = [run.line() for run in self.audit.queries]
-        self.statements = self._identities().statement_log(self.identity)
+        self.statements = self._statement_log() or []
         self._note(f"identified {len(self.identified)} actions of {self.identity} in the last {self.window}")
         return self.identified
+
+    def _statement_log(self) -> list[str] | None:
+        """The identity provider's log of the identity; None (and why, in ``statement_gap``) where the
+        harness cannot read it on this target."""
+        try:
+            return self._identities().statement_log(self.identity)
+        except NotApplicable as err:
+            self.statement_gap = f"not applicable on {self.target.name}: {err}"
+            return None
 
     # -- 4. eradicate ----------------------------------------------------------------------
     def require_preserved(self) -> None:
@@ -250,7 +269,7 @@ class RansomwareDrill:
                                   "audit window": str(self.window),
                                   "identified actions": [e.line() for e in self.identified],
                                   "logs layer queries": self.queries or "no logs layer: read from the bucket",
-                                  "identity provider's statement log": self.statements,
+                                  "identity provider's statement log": self.statement_gap or self.statements,
                                   "evidence bundle (sha256)": self.bundle, "log": self.log}
         if self.realm_restored:
             out["realm restored from its export"] = self.realm_restored
