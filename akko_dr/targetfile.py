@@ -8,6 +8,8 @@ credentials come from. Credentials themselves never go in the file, nor in repor
       buckets: {backups_bucket: akko-backups, audit_bucket: akko-audit-cold}   # overrides of the policy
       access_key: {env: AKKO_S3_ACCESS_KEY}
       secret_key: {secret: akko/akko-minio#rootPassword}
+      replica: {endpoint: https://minio.offsite.example, access_key: {env: AKKO_REPLICA_KEY},
+                secret_key: {env: AKKO_REPLICA_SECRET}}   # the replica bucket's own server, if not this one
     postgres: {host: akko-postgresql.akko.svc, port: 5432, database: postgres, user: postgres,
                password: {secret: akko/akko-postgresql#postgres-password}}
     keycloak:                # realm export JSONs; and, for Drill 3, the admin API of the realm
@@ -93,6 +95,16 @@ class IcebergLocation:
 
 
 @dataclass(frozen=True)
+class S3Site:
+    """Another S3 server (the off-site replica's), with its credential sources."""
+
+    endpoint: str
+    region: str = "us-east-1"
+    access_key: Credential | None = None
+    secret_key: Credential | None = None
+
+
+@dataclass(frozen=True)
 class IdentityProviderLocation:
     """A Keycloak realm's admin API (credential source only)."""
 
@@ -140,6 +152,7 @@ class TargetFile:
     rebuild: TargetFile | None = None  # (in scratch_platform) rebuild_postgres: the new, empty server
     iceberg: IcebergLocation | None = None  # iceberg: the REST catalog (Polaris) and the warehouse bucket
     wal_archive: tuple[str, str, str] | None = None  # bucket, prefix, server name (Barman's cloud layout)
+    replica: S3Site | None = None  # s3.replica: the server holding the replica bucket, when another one
     identity_provider: IdentityProviderLocation | None = None  # keycloak: the realm's admin API (Drill 3)
     logs_url: str | None = None  # logs.victorialogs: the logs layer the audit trail is read from
     drill_3: Drill3Rehearsal | None = None  # drill_3: what a Drill 3 rehearsal may use on this target
@@ -160,7 +173,7 @@ SCHEMA: dict[str, dict[str, object]] = {  # every key each section may hold, and
          "wal_archive": dict, "iceberg": dict, "docker": dict, "logs": dict, "drill_3": dict},
     "kube": {"context": str, "namespace": str, "velero_namespace": str, "kubeconfig": str},
     "s3": {"endpoint": str, "region": str, "buckets": dict, "access_key": CREDENTIAL,
-           "secret_key": CREDENTIAL},
+           "secret_key": CREDENTIAL, "replica": dict},
     "postgres": _PG,
     "segregated_postgres": {**_PG, "embedded": bool},
     "rebuild_postgres": _PG,  # in scratch_platform
@@ -267,6 +280,7 @@ def _parse(raw: dict[str, Any], path: Path, where: str, default_namespace: str) 
         wal_archive=_wal_archive(section(raw, "wal_archive", where), where))
     tf = replace(tf, iceberg=_iceberg(section(raw, "iceberg", where), where))
     tf = _with_drill_3(tf, raw, where)
+    tf = replace(tf, replica=_replica(section(s3, "replica", f"{where}: s3"), f"{where}: s3.replica"))
     return _with_segregated(tf, section(raw, SEGREGATED, where), where)
 
 
@@ -319,6 +333,19 @@ def _iceberg(raw: dict[str, Any], where: str) -> IcebergLocation | None:
         bucket=str(raw.get("bucket", "")),
         namespaces=tuple(str(n) for n in raw.get("namespaces") or ()),
         writer=str(writer.get("service", "")), table=str(writer.get("table", "")))
+
+
+def _replica(raw: dict[str, Any], where: str) -> S3Site | None:
+    """The replica bucket's own server; refused without its endpoint."""
+    if not raw:
+        return None
+    if not isinstance(raw.get("endpoint"), str):
+        raise PolicyError(f"{where}: expected the endpoint of the replica's server")
+    if unknown := set(raw) - {"endpoint", "region", "access_key", "secret_key"}:
+        raise PolicyError(f"{where}: {', '.join(sorted(unknown))}: unknown key (expected one of endpoint, "
+                          "region, access_key, secret_key)")
+    return S3Site(raw["endpoint"], str(raw.get("region", "us-east-1")), _credential(raw, "access_key", where),
+                  _credential(raw, "secret_key", where))
 
 
 def _with_drill_3(tf: TargetFile, raw: dict[str, Any], where: str) -> TargetFile:
@@ -498,6 +525,21 @@ def live_drill_3(tf: TargetFile, policy: Policy, db: Any, store: Any,
     return ports, components
 
 
+def live_store(store: Any, tf: TargetFile, policy: Policy, read_secret: SecretReader) -> tuple[Any, Any]:
+    """The object store and its bucket inspector: one server, or the replica bucket on its own server."""
+    from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
+    from akko_dr.adapters.s3_sites import SitedBucketInspector, SitedObjectStore
+
+    if tf.replica is None:
+        return store, S3BucketInspector(store)
+    site = S3ObjectStore(tf.replica.endpoint, region=tf.replica.region,
+                         access_key=resolve(tf.replica.access_key, read_secret),
+                         secret_key=resolve(tf.replica.secret_key, read_secret),
+                         timeout=policy.deadlines["object_store"].total_seconds())
+    sited = SitedObjectStore(store, {policy.storage.replica_bucket: site})
+    return sited, SitedBucketInspector(sited)
+
+
 def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_probes: bool = False,
               api: Any = None) -> Target:
     """Wire the live target: Kubernetes (read-only checks; scale, Jobs and eradication, which write only
@@ -508,7 +550,7 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
     from akko_dr.adapters.kube_jobs import KubeJobRunner
     from akko_dr.adapters.kube_orchestrator import RolloutOrchestrator
     from akko_dr.adapters.postgres import CanaryTable, PostgresDatabase
-    from akko_dr.adapters.s3 import S3BucketInspector, S3ObjectStore
+    from akko_dr.adapters.s3 import S3ObjectStore
     from akko_dr.adapters.velero import VeleroCrds
     from akko_dr.adapters.wal_archive import BarmanCloudArchive
 
@@ -533,6 +575,9 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
     wal_archive = (BarmanCloudArchive(store, *tf.wal_archive, db.dsn(tf.pg_database))
                    if tf.wal_archive else None)
     policy = tf.apply(policy)
+    store, buckets = live_store(store, tf, policy, cluster.secret)
+    if tf.replica is not None:
+        components["object-store"] += f"; {policy.storage.replica_bucket} at {tf.replica.endpoint}"
     wait = {k: d.total_seconds() for k, d in policy.deadlines.items()}  # from the policy's cadence
     gaps = dict(LIVE_GAPS)
     warehouse = live_warehouse(tf, policy, cluster.secret) if tf.iceberg else None
@@ -550,7 +595,7 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                   eradicator=LabelledEradicator(kube, tf.namespace),
                   velero=VeleroCrds(kube, tf.velero_namespace, deadline=wait["restore"]),
                   segregated_db=segregated, wal_archive=wal_archive,
-                  workdir=workdir(), canary=CanaryTable(lambda: db), buckets=S3BucketInspector(store),
+                  workdir=workdir(), canary=CanaryTable(lambda: db), buckets=buckets,
                   source=cluster, gaps=gaps, components=components, destructive_allowed=allow_destructive,
                   probes_allowed=allow_probes, production=tf.production, warehouse=warehouse,
                   scratch_platform=(lambda: rehearsal(policy, tf.scratch, allow_destructive))

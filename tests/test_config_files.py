@@ -104,6 +104,10 @@ TARGET_CASES = [
      r"drill_3\.rehearsal_attacker: never on a production target"),
     ("a rehearsal attacker without Keycloak", "drill_3: {rehearsal_attacker: true}\n",
      r"drill_3\.rehearsal_attacker: the attacker signs in to Keycloak"),
+    ("a replica without its server", "s3: {replica: {region: eu}}\n",
+     r"s3\.replica: expected the endpoint of the replica's server"),
+    ("a replica secret in the file", "s3: {replica: {endpoint: http://r, secret_key: hunter2}}\n",
+     r"s3\.replica: secret_key: credentials never go in the target file"),
     ("an unknown Drill 3 key", "drill_3: {attacker: yes}\n", r"drill_3\.attacker: unknown key"),
 ]
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from kubernetes.client import ApiClient
 
 from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.checks.scope import ScopeContext, check_artefact
@@ -23,6 +24,7 @@ from akko_dr.sandbox import Sandbox
 from akko_dr.sandbox.job_history import SandboxSource
 from akko_dr.sandbox.platform import RealServers
 from akko_dr.sandbox.processes import binary
+from akko_dr.targetfile import load_target_file, open_live
 from akko_dr.targets import Target, new_run_id
 from akko_dr.wiring import open_sandbox, real_servers
 from akko_dr.worm import classify
@@ -164,6 +166,34 @@ def test_the_replication_check_fails_naming_the_object_when_replication_is_stopp
     result = check_artefact(mirror_ctx, job)
     assert result.status == "failed", result.reason
     assert "did not reach s3://akko-replica" in result.reason and "dr-probe/replication-" in result.reason
+
+
+def test_a_live_target_file_names_the_replica_on_a_second_server(
+        real: Sandbox, policy: Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live target whose replica bucket is on its own S3 server: the check finds its canary there."""
+    for prefix, keys in (("AKKO_TEST_S3", real.s3_keys()), ("AKKO_TEST_REPLICA", real.replica_keys)):
+        monkeypatch.setenv(f"{prefix}_KEY", keys[0])
+        monkeypatch.setenv(f"{prefix}_SECRET", keys[1])
+    path = tmp_path / "target.yaml"
+    path.write_text(f"""
+s3: {{endpoint: "{real.store.endpoint}", access_key: {{env: AKKO_TEST_S3_KEY}},
+     secret_key: {{env: AKKO_TEST_S3_SECRET}},
+     replica: {{endpoint: "{real.replica.endpoint}", access_key: {{env: AKKO_TEST_REPLICA_KEY}},
+               secret_key: {{env: AKKO_TEST_REPLICA_SECRET}}}}}}
+""")
+    live = open_live(policy, load_target_file(path), allow_destructive=False, allow_probes=True,
+                     api=ApiClient())
+    assert real.replica.endpoint in live.components["object-store"], live.components
+    quick = replace(live.policy, probe_deadline=timedelta(seconds=3))
+    job = next(job for job in policy.jobs.values() if job.kind == "mirror")
+    ctx = ScopeContext(quick, SandboxSource(real), live.store, utcnow(), lambda: real.run_job(job.name),
+                       probes_allowed=True)
+    result = check_artefact(ctx, job)
+    assert result.status == "passed", result.reason
+    canary = result.measured["canary"]
+    assert [o.key for o in real.replica.list(policy.storage.replica_bucket, canary)] == [canary]
+    assert [o.key for o in live.store.list(policy.storage.replica_bucket, canary)] == [canary]
+    assert live.buckets.lock(policy.storage.audit_bucket).mode == policy.storage.audit_lock_mode
 
 
 def test_identify_runs_the_playbooks_query_on_victorialogs_and_returns_the_users_events(
