@@ -25,7 +25,6 @@ from kubernetes import client, utils
 from akko_dr.adapters.kube_eradicator import LABEL as ERADICATE_LABEL
 from akko_dr.adapters.postgres import PostgresDatabase
 from akko_dr.drills.full_rebuild import FullRebuildDrill
-from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import DrillError
 from akko_dr.measure import wait_for
 from akko_dr.policy import Policy
@@ -100,27 +99,51 @@ postgres: {{host: {pg_host}, user: postgres, database: postgres}}
     return path
 
 
-def test_drill_1_runs_against_the_real_control_plane(control_plane: ControlPlane, bridge: None,
-                                                     sandbox: Sandbox, policy: Policy, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    key, secret = sandbox.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
-    monkeypatch.setenv("AKKO_TEST_S3_KEY", key)
-    monkeypatch.setenv("AKKO_TEST_S3_SECRET", secret)
-    target = open_live(policy, load_target_file(_target_file(tmp_path, control_plane, sandbox)),
-                       allow_destructive=True)
-    database = policy.drill("drill-1")["database"]
+FEATURE_DEADLINE = 900.0  # seconds a whole drill feature may take under load
+
+
+def _run_feature(steps: str, target_file: Path, out: Path, env: dict[str, str]) -> tuple[dict, str]:
+    """One drill's feature with --target live and the opt-in; its results.json, and its output's tail."""
+    answers = ROOT / "tests" / "tabletop_answers.yaml"
+    argv = [sys.executable, "-m", "pytest", str(ROOT / "steps" / steps), "--target", "live",
+            "--target-file", str(target_file), f"--allow-destructive={NS}", "--evidence-dir", str(out),
+            "--answers", str(answers), "-q", "-p", "no:cacheprovider"]
+    done = subprocess.run(argv, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
+                          capture_output=True, text=True, timeout=FEATURE_DEADLINE)
+    return json.loads((out / "latest" / "results.json").read_text()), done.stdout[-3000:]
+
+
+def _platform_running(control_plane: ControlPlane, sandbox: Sandbox, policy: Policy) -> str:
+    """The platform as a drill finds it: healed, and the drill's service with a ready replica."""
     if sandbox.heal:
         sandbox.heal()
-    drill = RestoreDatabaseDrill(target, database, new_run_id())
-    drill.run("dashboards")
-    assert drill.table_exists("dashboards") and drill.rto().met
-    consumer = policy.database(database).consumer
+    consumer = policy.database(policy.drill("drill-1")["database"]).consumer
+    apps = client.AppsV1Api(control_plane.admin)
+    wait_for(f"a ready replica of {consumer}",
+             lambda: apps.read_namespaced_deployment(consumer, NS).status.ready_replicas, START_DEADLINE)
+    return consumer
+
+
+def test_drill_1_runs_with_target_live_on_the_real_control_plane(
+        control_plane: ControlPlane, bridge: None, sandbox: Sandbox, policy: Policy, tmp_path: Path) -> None:
+    """Drill 1's feature with --target live: the real controllers scale the service down and back, the
+    restore goes through the scratch database, and the segregated restore runs on the second server."""
+    consumer = _platform_running(control_plane, sandbox, policy)
+    path = _target_file(tmp_path, control_plane, sandbox)
+    if sandbox.segregated is not None:
+        host = sandbox.segregated.dsn("postgres").split("host=")[-1]
+        path.write_text(path.read_text() + f"segregated_postgres: {{host: {host}, user: postgres}}\n")
+    key, secret = sandbox.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
+    results, out = _run_feature("test_drill_1_restore_database.py", path, tmp_path / "ev",
+                                {"AKKO_TEST_S3_KEY": key, "AKKO_TEST_S3_SECRET": secret})
+    status = {s["name"]: (s["status"], s.get("error")) for s in results["scenarios"]}
+    expected = "passed" if sandbox.segregated is not None else "not-applicable"
+    assert [v[0] for v in status.values()] == ["passed", expected], (status, out)
     deployment = client.AppsV1Api(control_plane.admin).read_namespaced_deployment(consumer, NS)
     assert deployment.spec.replicas == 1 and deployment.status.ready_replicas == 1
 
 
 DRILL_3 = "test_drill_3_ransomware.py"
-DRILL_3_DEADLINE = 900.0  # seconds the whole Drill 3 feature may take under load
 
 
 def _drill_3_file(tmp_path: Path, control_plane: ControlPlane, sandbox: Sandbox) -> Path:
@@ -165,28 +188,17 @@ def test_drill_3_runs_with_target_live_on_the_real_control_plane(
     identity = policy.drill("drill-3")["compromised_identity"]
     key, secret = sandbox.s3_keys()
     id_key, id_secret = target.port("object_keys")(identity)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), AKKO_TEST_S3_KEY=key, AKKO_TEST_S3_SECRET=secret,
+    env = dict(AKKO_TEST_S3_KEY=key, AKKO_TEST_S3_SECRET=secret, AKKO_DR_KEYCLOAK="off",
                AKKO_TEST_KC_ADMIN=sandbox.keycloak.server.admin_password, AKKO_TEST_ID_S3_KEY=id_key,
-               AKKO_TEST_ID_S3_SECRET=id_secret, AKKO_DR_KEYCLOAK="off")
-    if sandbox.heal:
-        sandbox.heal()
-    consumer = policy.database(policy.drill("drill-1")["database"]).consumer
-    apps = client.AppsV1Api(control_plane.admin)
-    wait_for(f"a ready replica of {consumer}",
-             lambda: apps.read_namespaced_deployment(consumer, NS).status.ready_replicas, START_DEADLINE)
-    answers = ROOT / "tests" / "tabletop_answers.yaml"
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "steps" / DRILL_3), "--target", "live",
-            "--target-file", str(_drill_3_file(tmp_path, control_plane, sandbox)),
-            f"--allow-destructive={NS}", "--evidence-dir", str(tmp_path / "ev"), "--answers", str(answers),
-            "-q", "-p", "no:cacheprovider"]
+               AKKO_TEST_ID_S3_SECRET=id_secret)
+    _platform_running(control_plane, sandbox, policy)
     log = Path(sandbox.pg_server.pgdata) / "log"
     with collecting(log, target.audit_trail) as collector:
-        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=DRILL_3_DEADLINE)
-    results = json.loads((tmp_path / "ev" / "latest" / "results.json").read_text())
+        results, out = _run_feature(DRILL_3, _drill_3_file(tmp_path, control_plane, sandbox), tmp_path / "ev",
+                                    env)
     status = {s["name"]: s["status"] for s in results["scenarios"]}
     main = next(s for s in results["scenarios"] if s["name"].startswith("A compromised administrator"))
-    assert main["status"] == "passed", (main.get("error"), done.stdout[-3000:])
+    assert main["status"] == "passed", (main.get("error"), out)
     assert sorted(main["details"]["removed"]) == attacker_leftovers, main["details"]
     assert "not applicable" in main["details"], main["details"]  # the server's log is not readable on live
     worm = [s for s in results["scenarios"] if "worm" in s["tags"]]
