@@ -97,9 +97,11 @@ def added_dumps_removed(target: Target) -> Iterator[None]:
 
 
 def _store_state(target: Target) -> set[tuple[str, str, int, object]]:
-    st = target.policy.storage
+    """Every object but the WAL segments PostgreSQL's archiver keeps shipping on its own."""
+    st, wal = target.policy.storage, target.wal_archive
     buckets = (st.backups_bucket, st.audit_bucket, st.replica_bucket, *st.hot_buckets)
-    return {(o.bucket, o.key, o.size, o.last_modified) for b in buckets for o in target.store.list(b)}
+    return {(o.bucket, o.key, o.size, o.last_modified) for b in buckets for o in target.store.list(b)
+            if not (wal and o.bucket == wal.bucket and o.key.startswith(f"{wal.root}wals/"))}
 
 
 def _source_state(target: Target, database: str) -> dict[str, object]:
