@@ -137,7 +137,10 @@ class Sandbox:
                user=self.pg_server.system_user)
 
     def start_postgres(self) -> None:
+        """Start the server again; Keycloak, when it runs, answers again before this returns."""
         self.pg_server.ensure_postgres_running()
+        if self.keycloak is not None:
+            self.keycloak.answers()
 
     def lose_platform(self) -> list[str]:
         """Drill 2's disaster: services gone, the database server down, the hot buckets destroyed.
