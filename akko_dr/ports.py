@@ -22,10 +22,17 @@ CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; 
 ICEBERG_CATALOG_SCHEMA = "iceberg_catalog"  # where the SQL catalog's running writer commits (like the canary)
 
 
+# What Keycloak 26 writes while it serves, measured on its database: login and admin events, and the sessions
+# it persists (an admin's token renewal adds one, a logout removes it).
+KEYCLOAK_RUNTIME_TABLES = frozenset({"event_entity", "admin_event_entity", "offline_user_session",
+                                     "offline_client_session"})
+
+
 def written_by_services(table: str) -> bool:
-    """Whether a running service keeps writing this table (the canary, the Iceberg catalog's pointers):
-    the comparisons of "untouched" content leave it out."""
-    return table == CANARY_TABLE or table.startswith(f"{ICEBERG_CATALOG_SCHEMA}.")
+    """Whether a running service keeps writing this table (the canary, the Iceberg catalog's pointers,
+    Keycloak's events and sessions): the comparisons of "untouched" content leave it out."""
+    return (table == CANARY_TABLE or table.startswith(f"{ICEBERG_CATALOG_SCHEMA}.")
+            or table in KEYCLOAK_RUNTIME_TABLES)
 # What a dump written by the sandbox's job ends with, by format: plain SQL gzipped (what AKKO's jobs
 # write) or pg_dump's custom archive (restored in parallel by pg_restore -j).
 FORMAT_SUFFIXES = {"plain": ".sql.gz", "custom": ".dump"}

@@ -17,9 +17,10 @@ from akko_dr.drills.ransomware import RansomwareDrill
 from akko_dr.drills.restore_database import RestoreDatabaseDrill
 from akko_dr.errors import NotApplicable
 from akko_dr.policy import Policy
+from akko_dr.ports import Fingerprint, written_by_services
 from akko_dr.sandbox import Sandbox, start_sandbox
 from akko_dr.sandbox.identity import PostgresLoginRoles
-from akko_dr.sandbox.keycloak import LOGIN_CLIENT, SWITCH, SandboxKeycloak, keycloak_home
+from akko_dr.sandbox.keycloak import LOGIN_CLIENT, REALM, SWITCH, USERS, SandboxKeycloak, keycloak_home
 from akko_dr.targets import Target, new_run_id
 from akko_dr.wiring import sandbox_target
 
@@ -104,6 +105,27 @@ def test_drill_1_restores_the_keycloak_database_under_the_running_keycloak_and_a
     assert "user1 logged in on Keycloak 26.7.3 realm akko" in drill.service_answer, drill.service_answer
     assert any("service answers: caches cleared; user1 logged in" in line for line in drill.log)
     assert keycloak.identities.can_authenticate("user2", keycloak.identities.credential("user2"))[0]
+
+
+def _untouched(sandbox: Sandbox) -> Fingerprint:
+    return {t: v for t, v in sandbox.db.fingerprint("keycloak").items() if not written_by_services(t)}
+
+
+def test_after_its_database_server_restarts_keycloak_answers_at_once_and_writes_only_its_runtime_tables(
+        keycloak: SandboxKeycloak, sandbox: Sandbox) -> None:
+    before = _untouched(sandbox)
+    sandbox.stop_postgres()  # as the fault "a database server lost during the restore" does
+    sandbox.pg_server.ensure_postgres_running()  # back, and nothing waits for Keycloak
+    users = keycloak.identities.admin.get_users({"max": 1000})  # its pool lends no dead connection
+    assert len(users) >= USERS, users
+    works, answer = keycloak.identities.can_authenticate("user1", keycloak.identities.credential("user1"))
+    assert works, answer
+    sandbox.stop_postgres()
+    sandbox.start_postgres()  # the sandbox's own restart returns once Keycloak answers
+    assert keycloak.identities.admin.get_realm(REALM)["realm"] == REALM
+    after = _untouched(sandbox)
+    changed = sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
+    assert not changed, f"expected only Keycloak's runtime tables written; also changed: {changed}"
 
 
 @pytest.mark.parametrize(("cache", "switch", "why"), [

@@ -27,6 +27,7 @@ from akko_dr.targets import Target
 PUSHGATEWAY = Path("/usr/bin/prometheus-pushgateway")
 READY_DEADLINE = 20.0  # seconds for the Pushgateway to answer /-/ready
 STOP_DEADLINE = 10.0
+ARCHIVE_DEADLINE = 60.0  # seconds for a completed WAL segment to reach the archive
 Samples = dict[tuple[str, str, str], float]  # (metric, job, database) -> value
 
 
@@ -97,11 +98,13 @@ def added_dumps_removed(target: Target) -> Iterator[None]:
 
 
 def _store_state(target: Target) -> set[tuple[str, str, int, object]]:
-    """Every object but the WAL segments PostgreSQL's archiver keeps shipping on its own."""
-    st, wal = target.policy.storage, target.wal_archive
+    """Every object of the platform's buckets but the WAL archive's: the server's archive command keeps
+    writing there whenever a segment is done (a running service, like the canary; never the nightly test)."""
+    st = target.policy.storage
+    wal = f"{target.wal_archive.location}/" if target.wal_archive else None  # s3://bucket/prefix/server/
     buckets = (st.backups_bucket, st.audit_bucket, st.replica_bucket, *st.hot_buckets)
     return {(o.bucket, o.key, o.size, o.last_modified) for b in buckets for o in target.store.list(b)
-            if not (wal and o.bucket == wal.bucket and o.key.startswith(f"{wal.root}wals/"))}
+            if not (wal and f"s3://{o.bucket}/{o.key}".startswith(wal))}
 
 
 def _source_state(target: Target, database: str) -> dict[str, object]:
@@ -109,11 +112,22 @@ def _source_state(target: Target, database: str) -> dict[str, object]:
     return {t: v for t, v in target.db.fingerprint(database).items() if t != CANARY_TABLE}
 
 
+def _wal_segment_archived(target: Target) -> None:
+    """A WAL segment completed now and archived, as the server does on its own (when WAL is archived)."""
+    wal = target.wal_archive
+    if wal is None:
+        return
+    before = len(wal.segments())
+    target.db.execute("postgres", "SELECT pg_switch_wal()")  # the consumer's canary writes fill it
+    wait_for("a WAL segment in the archive", lambda: len(wal.segments()) > before, ARCHIVE_DEADLINE)
+
+
 def test_the_newest_dump_is_restored_on_the_segregated_server_and_nothing_else_is_written(
         target: Target, database: str) -> None:
     store, source = _store_state(target), _source_state(target, database)
     source_dbs, segregated_dbs = target.db.databases(), target.segregated_db.databases()
     result = nightly.restore_test(target, database)
+    _wal_segment_archived(target)  # the archive command writes meanwhile, as it does every few minutes
     assert result.passed, result.line()
     assert "manifest fingerprint taken in the dump's snapshot: table rows" in result.reason
     assert 0 < result.rpo < 3600 and result.duration > 0, result.line()

@@ -1,6 +1,7 @@
 """The sandbox is a real mini-AKKO: real PostgreSQL, real dumps, an S3 endpoint, a consumer writing."""
 
 import gzip
+import secrets
 from pathlib import Path
 
 from akko_dr.adapters.postgres import CanaryTable
@@ -63,3 +64,14 @@ def test_a_database_without_a_canary_table_has_no_canary_write(sandbox: Sandbox)
         assert sandbox.db.latest_canary("no_canary_here") is None
     finally:
         sandbox.db.drop("no_canary_here")
+
+
+def test_what_the_server_acknowledged_just_before_a_crash_survives_it(sandbox: Sandbox) -> None:
+    table = f"crash_probe_{secrets.token_hex(4)}"
+    sandbox.db.execute("postgres", f"CREATE TABLE {table} (x int)")  # committed asynchronously (sandbox)
+    sandbox.stop_postgres()  # at once, as the fault "a database server lost" does
+    sandbox.start_postgres()
+    try:
+        assert table in sandbox.db.fingerprint("postgres"), f"expected {table} kept across the crash; lost"
+    finally:
+        sandbox.db.execute("postgres", f"DROP TABLE IF EXISTS {table}")

@@ -168,6 +168,7 @@ class IcebergWarehouse:
             raise DrillError(f"{table} moved on from snapshot {base_snapshot}")
         from pyiceberg.exceptions import CommitFailedException
 
+        _commit_once(tbl)  # pyiceberg would re-apply the delete on a commit that landed meanwhile
         try:
             self._call(f"delete rows of {table}", tbl.delete, row_filter)
         except CommitFailedException:
@@ -181,6 +182,15 @@ class IcebergWarehouse:
         return SnapshotRetention(
             timedelta(milliseconds=int(age)) if age else ICEBERG_DEFAULT_MAX_AGE,
             int(keep) if keep else ICEBERG_DEFAULT_MIN_SNAPSHOTS, declared=bool(age or keep))
+
+
+def _commit_once(tbl) -> None:
+    """This table object commits on the snapshot it was loaded at or not at all: no retry re-applying its
+    change on top of a commit that landed in between (pyiceberg's default is 4 retries)."""
+    from pyiceberg.table import TableProperties
+
+    props = {**tbl.metadata.properties, TableProperties.COMMIT_NUM_RETRIES: "0"}
+    tbl.metadata = tbl.metadata.model_copy(update={"properties": props})
 
 
 def _snapshot(table: str, snap) -> IcebergSnapshot:

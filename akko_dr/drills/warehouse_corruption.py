@@ -67,6 +67,7 @@ class WarehouseCorruptionDrill:
     newest_before_declaration: datetime | None = None
     came_back: datetime | None = None
     recovered: IcebergSnapshot | None = None
+    bad: IcebergSnapshot | None = None  # the bad write's snapshot, when the drill injected it
     writer_stopped: bool = False
     incident: str = ""  # "bad write" | "files"
     pointer_after_incident: str = ""  # the table's metadata pointer as the incident left it
@@ -143,7 +144,10 @@ class WarehouseCorruptionDrill:
                 if "moved on" not in str(err):
                     raise
                 continue
-            self.incident = "bad write"
+            if bad.parent_id != record.snapshot.snapshot_id:
+                raise DrillError(f"the bad write {bad.snapshot_id} landed on snapshot {bad.parent_id}, "
+                                 f"not on the recorded {record.snapshot.snapshot_id}")
+            self.bad, self.incident = bad, "bad write"
             self._note(f"incident: snapshot {bad.snapshot_id} deleted rows of {self.table} ({row_filter})")
             self.pointer_after_incident = self.wh.metadata_location(self.table)
             return bad
@@ -220,11 +224,15 @@ class WarehouseCorruptionDrill:
         raise DrillError("no incident to recover from")
 
     def roll_back_bad_write(self) -> IcebergSnapshot:
-        """Roll back to the newest snapshot of the log committed before the incident."""
+        """Roll back to the newest snapshot of the log committed before the incident; when the bad snapshot is
+        known, among those before it only (its parent at the latest, whatever the clocks say)."""
         if self.incident_at is None:
             raise Refused("no incident time: the last good snapshot cannot be told from the log")
         history = self.wh.history(self.table)
-        good = [s for s in history if s.committed_at < self.incident_at]
+        ids = [s.snapshot_id for s in history]
+        before_bad = history[:ids.index(self.bad.snapshot_id)] if self.bad and self.bad.snapshot_id in ids \
+            else history
+        good = [s for s in before_bad if s.committed_at < self.incident_at]
         if not good:
             oldest = history[0].committed_at.isoformat() if history else "none"
             raise Refused(f"no good snapshot: {self.table} keeps no snapshot older than the incident "

