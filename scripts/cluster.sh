@@ -191,9 +191,11 @@ up() {
     --bind-address 127.0.0.1 --secure-port "$(free_port)"
   kwok_stages > "$dir/kwok-stages.yaml"
   kwok_crds "$server" "$admin"
-  # kwok is also the nodes' kubelet (port-forward, exec): the API server reaches it on 127.0.0.1
+  # kwok is also the nodes' kubelet (port-forward, exec): the API server reaches it on 127.0.0.1; the
+  # node name gives every node a Hostname address (without it kwok's node stage empties the addresses)
   start "$dir" kwok "$BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" --manage-all-nodes=true \
     --config "$dir/kwok-stages.yaml" --server-address "127.0.0.1:$kwok_port" --node-ip 127.0.0.1 \
+    --node-name localhost \
     --node-port "$kwok_port" --enable-crds PortForward,Exec
   printf 'SERVER=%s\nETCD_PORT=%s\nSTARTED_IN=%s\nKWOK_PORT=%s\n' "$server" "$etcd_port" "$((SECONDS - t0))" \
     "$kwok_port" > "$dir/env"

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from kubernetes import client
@@ -26,6 +27,8 @@ from kubernetes.stream import portforward, stream
 from websocket import WebSocketException
 
 from akko_dr.adapters.kube_api import KubeApi, KubeRefused
+from akko_dr.adapters.postgres import PostgresDatabase
+from akko_dr.dumpstream import ARCHIVE_MAGIC
 from akko_dr.errors import DrillError
 
 log = logging.getLogger(__name__)
@@ -173,33 +176,48 @@ class ExecResult:
 
 
 class PsqlExec:
-    """``kubectl exec <pod> -c <container> -- psql …`` through the official client: queries, and a plain
-    SQL dump restored by psql reading it from stdin. psql runs inside the pod, as its user."""
+    """``kubectl exec -i <pod> -c <container> -- psql …`` through the official client: queries, and a dump
+    restored by the pod's own tools reading it from stdin (plain SQL through psql in one transaction, a
+    custom-format archive through pg_restore). They run inside the pod, as its user."""
 
     def __init__(self, kube: KubeApi, namespace: str, ref: PodRef, container: str | None = None,
-                 psql: str = "psql", user: str = "postgres", deadline: float = EXEC_DEADLINE) -> None:
+                 bin_dir: str = "", user: str = "postgres", deadline: float = EXEC_DEADLINE) -> None:
         self.kube, self.namespace, self.ref, self.container = kube, namespace, ref, container
-        self.psql, self.user, self.deadline = psql, user, deadline
+        self.bin_dir, self.user, self.deadline = bin_dir.rstrip("/"), user, deadline
         self.pod = ""  # the pod of the latest run
 
     def describe(self) -> str:
         where = f"container {self.container}" if self.container else "its first container"
-        return f"{self.psql} run by exec in a pod of {self.ref} ({where}) through {self.kube.host}"
+        return f"psql and pg_restore run by exec in a pod of {self.ref} ({where}) through {self.kube.host}"
 
     def query(self, database: str, sql: str) -> list[list[str]]:
         """The rows ``sql`` returns in ``database`` (CSV from psql, every value a string)."""
-        result = self._psql(database, ["--csv", "-t", "-c", sql], None)
+        argv = [self._tool("psql"), "-X", "-v", "ON_ERROR_STOP=1", *self._to(database), "--csv", "-t"]
+        result = self._checked(database, [*argv, "-c", sql], None)
         return list(csv.reader(result.stdout.decode().splitlines()))
 
     def restore(self, database: str, dump: BinaryIO) -> None:
-        """Run a plain SQL dump in ``database``, psql reading it from stdin; the first error stops it."""
-        self._psql(database, ["-q", "-f", "-"], dump)
+        """Restore ``dump`` into ``database``, the first error stopping it: plain SQL through psql in one
+        transaction, a custom-format archive through pg_restore (both read stdin)."""
+        head = dump.read(len(ARCHIVE_MAGIC))
+        if head == ARCHIVE_MAGIC:
+            argv = [self._tool("pg_restore"), "--exit-on-error", *self._to(database)]
+        else:
+            argv = [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                    *self._to(database), "-f", "-"]
+        self._checked(database, argv, _Prefixed(head, dump))
 
-    def _psql(self, database: str, args: list[str], stdin: BinaryIO | None) -> ExecResult:
-        argv = [self.psql, "-X", "-v", "ON_ERROR_STOP=1", "-U", self.user, "-d", database, *args]
+    def _tool(self, name: str) -> str:
+        return f"{self.bin_dir}/{name}" if self.bin_dir else name
+
+    def _to(self, database: str) -> list[str]:
+        return ["-U", self.user, "-d", database]
+
+    def _checked(self, database: str, argv: list[str], stdin: BinaryIO | None) -> ExecResult:
         result = self.run(argv, stdin)
         if result.code != 0:
-            raise DrillError(f"psql in pod {self.namespace}/{self.pod} failed in {database}: "
+            tool = argv[0].rsplit("/", 1)[-1]
+            raise DrillError(f"{tool} in pod {self.namespace}/{self.pod} failed in {database}: "
                              f"{_first_error(result)}")
         return result
 
@@ -209,7 +227,7 @@ class PsqlExec:
         ws = self._open(argv, stdin is not None)
         try:
             if stdin is not None:
-                _send(ws, stdin)
+                _send(ws, stdin, quit_psql=argv[0].endswith("psql"))
             ws.run_forever(timeout=self.deadline)
             if ws.is_open():
                 raise DrillError(f"{argv[0]} in pod {self.namespace}/{self.pod} did not finish within "
@@ -229,15 +247,50 @@ class PsqlExec:
             raise handshake_refusal(f"exec of {argv[0]} in pod {self.namespace}/{self.pod}", err) from None
 
 
-def _send(ws: Any, data: BinaryIO) -> None:
-    """Stream ``data`` on stdin, draining the output between chunks (so that neither side blocks)."""
+class _Prefixed:
+    """A stream whose first bytes were already read (to tell the dump's format)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head, self.rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            head, self.head = self.head, b""
+            return head
+        return self.rest.read(size)
+
+
+class ExecRestoringDatabase(PostgresDatabase):
+    """The server through its DSN, but dumps restored by the pod's own psql or pg_restore through exec
+    (the playbook's ``kubectl exec -i … psql < dump``): the server's own client version, no local tools."""
+
+    def __init__(self, dsn: str, restorer: PsqlExec) -> None:
+        super().__init__(dsn)
+        self.restorer = restorer
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()}, restores by {self.restorer.describe()}"
+
+    def load(self, name: str, dump: Path | BinaryIO, jobs: int = 1) -> None:
+        """Restore through exec (one stream: ``jobs`` does not apply)."""
+        if isinstance(dump, Path):
+            with open(dump, "rb") as stream_in:
+                self.restorer.restore(name, stream_in)
+            return
+        self.restorer.restore(name, dump)
+
+
+def _send(ws: Any, data: BinaryIO, quit_psql: bool) -> None:
+    """Stream ``data`` on stdin, draining the output between chunks (so that neither side blocks); then
+    end stdin (and tell psql to quit, where the runtime never passes the end of stdin on: kwok)."""
     try:
         for chunk in _chunks(data):
             if not ws.is_open():
                 return  # the command ended (an error stopped psql): its status says why
             ws.write_stdin(chunk)
             ws.update(timeout=0)
-        ws.write_stdin(QUIT)
+        if quit_psql:
+            ws.write_stdin(QUIT)
         ws.close_channel(0)  # v5.channel.k8s.io: end of stdin, where the runtime passes it on
     except (OSError, WebSocketException):
         return  # closed by the other side while sending: the command's status says why
