@@ -332,12 +332,12 @@ def _with_via(tf: TargetFile, via: dict[str, Any], where: str) -> TargetFile:
     routes = {}
     for way, raw in via.items():
         prefix = f"postgres.via.{way}"
-        check_keys(raw, VIA[way], f"{prefix}.", where)
-        named = [k for k in ("pod", "statefulset") if raw.get(k)]
+        check_keys(raw or {}, VIA[way], f"{prefix}.", where)
+        named = [k for k in ("pod", "statefulset") if (raw or {}).get(k)]
         if len(named) != 1:
             raise PolicyError(f"{where}: {prefix}: expected one of pod or statefulset")
-        routes[way] = PodRoute(named[0], raw[named[0]], int(raw.get("port", 5432)), raw.get("container"),
-                               str(raw.get("bin_dir", "")))
+        routes[way] = PodRoute(named[0], raw[named[0]], raw.get("port") or 5432, raw.get("container"),
+                               raw.get("bin_dir") or "")
     if "port_forward" in routes and tf.pg_host:
         raise PolicyError(f"{where}: postgres.via.port_forward: the server is reached through the forward; "
                           "remove postgres.host")
