@@ -36,6 +36,10 @@ CHUNK = 1 << 16  # bytes sent per websocket frame when streaming a dump
 EXEC_DEADLINE = 3600.0  # seconds a psql run through exec may take (a large restore)
 STDOUT, STDERR, ERROR = 1, 2, 3  # the exec stream's channels
 QUIT = b"\n\\q\n"  # ends psql's input even where the runtime never closes the command's stdin (kwok)
+# kubernetes.stream swaps the ApiClient's call_api for the duration of a websocket handshake: another
+# thread's call on that client in the meantime goes astray. Websockets get a client of their own, and
+# one handshake at a time.
+_HANDSHAKE = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,17 @@ def resolve_pod(kube: KubeApi, namespace: str, ref: PodRef) -> str:
     return running[0]
 
 
+def websocket(what: str, open_stream: Any, api: client.ApiClient, method: str, *args: Any,
+              **kwargs: Any) -> Any:
+    """A websocket from ``open_stream`` (``portforward`` or ``stream``) for the CoreV1Api ``method``, on
+    ``api`` (a client no other call uses), one handshake at a time; refused in one line."""
+    with _HANDSHAKE:
+        try:
+            return open_stream(getattr(client.CoreV1Api(api), method), *args, **kwargs)
+        except ApiException as err:
+            raise handshake_refusal(what, err) from None
+
+
 def handshake_refusal(what: str, err: ApiException) -> KubeRefused:
     """A refused websocket as one line: its HTTP status and phrase, never the headers or body."""
     found = re.search(r"Handshake status (\d+)\s*([^-]*)", str(err.reason or ""))
@@ -86,6 +101,7 @@ class PodPortForward:
         self.local_port = 0
         self._listener: socket.socket | None = None
         self._open: set[Any] = set()
+        self._ws_api = client.ApiClient(kube.api.configuration)  # websockets only (see _HANDSHAKE)
 
     def __enter__(self) -> PodPortForward:
         return self.open()
@@ -109,6 +125,8 @@ class PodPortForward:
 
     def close(self) -> None:
         if self._listener is not None:
+            with suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; stops listening
             self._listener.close()
         for sock in list(self._open):
             with suppress(OSError):
@@ -116,13 +134,9 @@ class PodPortForward:
             sock.close()
 
     def _websocket(self) -> Any:
-        what = f"a port-forward to pod {self.namespace}/{self.pod}:{self.port}"
-        core = client.CoreV1Api(self.kube.api)
-        try:
-            return portforward(core.connect_get_namespaced_pod_portforward, self.pod, self.namespace,
-                               ports=str(self.port))
-        except ApiException as err:
-            raise handshake_refusal(what, err) from None
+        return websocket(f"a port-forward to pod {self.namespace}/{self.pod}:{self.port}", portforward,
+                         self._ws_api, "connect_get_namespaced_pod_portforward", self.pod, self.namespace,
+                         ports=str(self.port))
 
     def _accept(self) -> None:
         while True:
@@ -185,6 +199,7 @@ class PsqlExec:
         self.kube, self.namespace, self.ref, self.container = kube, namespace, ref, container
         self.bin_dir, self.user, self.deadline = bin_dir.rstrip("/"), user, deadline
         self.pod = ""  # the pod of the latest run
+        self._ws_api = client.ApiClient(kube.api.configuration)  # websockets only (see _HANDSHAKE)
 
     def describe(self) -> str:
         where = f"container {self.container}" if self.container else "its first container"
@@ -237,14 +252,11 @@ class PsqlExec:
             ws.close()
 
     def _open(self, argv: list[str], with_stdin: bool) -> Any:
-        core = client.CoreV1Api(self.kube.api)
         extra = {"container": self.container} if self.container else {}
-        try:
-            return stream(core.connect_get_namespaced_pod_exec, self.pod, self.namespace, command=argv,
-                          stdin=with_stdin, stdout=True, stderr=True, tty=False, _preload_content=False,
-                          binary=True, **extra)
-        except ApiException as err:
-            raise handshake_refusal(f"exec of {argv[0]} in pod {self.namespace}/{self.pod}", err) from None
+        return websocket(f"exec of {argv[0]} in pod {self.namespace}/{self.pod}", stream, self._ws_api,
+                         "connect_get_namespaced_pod_exec", self.pod, self.namespace, command=argv,
+                         stdin=with_stdin, stdout=True, stderr=True, tty=False, _preload_content=False,
+                         binary=True, **extra)
 
 
 class _Prefixed:
