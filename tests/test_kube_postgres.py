@@ -4,17 +4,23 @@ tests/test_control_plane_postgres.py (cluster tier)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import kmock
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
-from akko_dr.adapters.kube_postgres import handshake_refusal
-from akko_dr.errors import PolicyError
+from akko_dr.adapters.kube_api import KubeApi
+from akko_dr.adapters.kube_postgres import PodPortForward, PodRef, PsqlExec, handshake_refusal
+from akko_dr.errors import DrillError, PolicyError
 from akko_dr.targetfile import PodRoute, TargetFile, load_target_file, server_id
+from tests import kube_world as objects
+from tests.kube_emulator import ADAPTER_AGENT, Emulator, emulator
+from tests.kube_world import NS
 
 KUBE = "kube: {context: prod, namespace: akko}\n"
 FORWARD = "{via: {port_forward: {statefulset: akko-postgresql}}}"
@@ -108,3 +114,39 @@ def test_an_unreachable_api_is_said_in_one_line() -> None:
     err = ApiException(status=0, reason="[Errno 111] Connection refused\nmore")
     assert str(handshake_refusal("exec of psql in pod akko/p", err)) == (
         "Kubernetes API unreachable for exec of psql in pod akko/p: [Errno 111] Connection refused")
+
+
+# -- error paths over HTTP, against the kmock API emulator (it serves no websocket: refusals only) ------
+@pytest.fixture
+def kube() -> Iterator[tuple[Emulator, KubeApi]]:
+    with emulator() as emu:
+        yield emu, KubeApi(emu.client(ADAPTER_AGENT), request_timeout=2.0)
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_refused_port_forward_stops_at_open_in_one_line(kube: tuple[Emulator, KubeApi],
+                                                          status: int) -> None:
+    emu, api = kube
+    emu.refuse(status, "get", kmock.subresource("portforward"))
+    line = rf"^Kubernetes API refused a port-forward to pod akko/p:5432: HTTP {status} [\w ]+$"
+    with pytest.raises(DrillError, match=line):
+        PodPortForward(api, NS, PodRef("pod", "p"), 5432).open()
+
+
+def test_a_refused_exec_is_one_line(kube: tuple[Emulator, KubeApi]) -> None:
+    emu, api = kube
+    emu.refuse(403, "get", kmock.subresource("exec"))
+    with pytest.raises(DrillError, match=r"^Kubernetes API refused exec of psql in pod akko/p: HTTP 403 \w+"):
+        PsqlExec(api, NS, PodRef("pod", "p")).query("postgres", "SELECT 1")
+
+
+def test_a_statefulset_without_a_running_pod_is_said_in_one_line(kube: tuple[Emulator, KubeApi]) -> None:
+    emu, api = kube
+    objects.deployment(emu.client(), "akko-postgresql", 1, kind="StatefulSet")
+    with pytest.raises(DrillError, match=r"^statefulset akko/akko-postgresql has no Running pod"):
+        PodPortForward(api, NS, PodRef("statefulset", "akko-postgresql"), 5432).open()
+
+
+def test_a_missing_statefulset_is_the_api_s_404(kube: tuple[Emulator, KubeApi]) -> None:
+    with pytest.raises(DrillError, match=r"^Kubernetes API refused get statefulset akko/nope: HTTP 404"):
+        PsqlExec(kube[1], NS, PodRef("statefulset", "nope")).query("postgres", "SELECT 1")
