@@ -12,6 +12,10 @@ credentials come from. Credentials themselves never go in the file, nor in repor
                 secret_key: {env: AKKO_REPLICA_SECRET}}   # the replica bucket's own server, if not this one
     postgres: {host: akko-postgresql.akko.svc, port: 5432, database: postgres, user: postgres,
                password: {secret: akko/akko-postgresql#postgres-password}}
+    # or, with no route to the server: through the Kubernetes API (instead of host)
+    #   postgres: {via: {port_forward: {statefulset: akko-postgresql, port: 5432}}}
+    # and/or restores by the pod's own psql/pg_restore (kubectl exec -i … psql < dump)
+    #   postgres: {via: {exec: {statefulset: akko-postgresql, container: postgresql, bin_dir: /usr/bin}}}
     keycloak:                # realm export JSONs; and, for Drill 3, the admin API of the realm
       exports: {bucket: akko-backups, prefix: keycloak/, realm: akko}
       url: https://keycloak.akko.example
@@ -47,6 +51,7 @@ credentials come from. Credentials themselves never go in the file, nor in repor
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -125,6 +130,17 @@ class Drill3Rehearsal:
 
 
 @dataclass(frozen=True)
+class PodRoute:
+    """A pod of ``postgres.via``: by name, or a Running pod of a StatefulSet (in the kube namespace)."""
+
+    kind: str  # "pod" | "statefulset"
+    name: str
+    port: int = 5432  # port_forward: the pod's PostgreSQL port
+    container: str | None = None  # exec: the container running PostgreSQL (default: the pod's first)
+    bin_dir: str = ""  # exec: where psql and pg_restore are in the container (default: its PATH)
+
+
+@dataclass(frozen=True)
 class TargetFile:
     """A parsed target file: locations and credential sources, no credential values."""
 
@@ -156,6 +172,8 @@ class TargetFile:
     identity_provider: IdentityProviderLocation | None = None  # keycloak: the realm's admin API (Drill 3)
     logs_url: str | None = None  # logs.victorialogs: the logs layer the audit trail is read from
     drill_3: Drill3Rehearsal | None = None  # drill_3: what a Drill 3 rehearsal may use on this target
+    pg_forward: PodRoute | None = None  # postgres.via.port_forward: the server through a port-forward
+    pg_exec: PodRoute | None = None  # postgres.via.exec: restores by psql/pg_restore run in the pod
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this target's namespace, bucket names and probe deadline instead."""
@@ -174,7 +192,7 @@ SCHEMA: dict[str, dict[str, object]] = {  # every key each section may hold, and
     "kube": {"context": str, "namespace": str, "velero_namespace": str, "kubeconfig": str},
     "s3": {"endpoint": str, "region": str, "buckets": dict, "access_key": CREDENTIAL,
            "secret_key": CREDENTIAL, "replica": dict},
-    "postgres": _PG,
+    "postgres": {**_PG, "via": dict},  # via: VIA below
     "segregated_postgres": {**_PG, "embedded": bool},
     "rebuild_postgres": _PG,  # in scratch_platform
     "keycloak": {"exports": dict, "url": str, "realm": str, "admin_user": str, "admin_password": CREDENTIAL,
@@ -200,18 +218,22 @@ def check_schema(raw: dict[str, Any], where: str, top: dict[str, object] | None 
         allowed = (top or allowed) if not name else allowed
         if not isinstance(data, dict):
             continue  # absent; a section of the wrong type is refused by its parent
-        prefix = f"{name}." if name else ""
-        for key, value in data.items():
-            kind = allowed.get(key)
-            if kind is None:
-                expected = ", ".join(allowed)
-                raise PolicyError(f"{where}: {prefix}{key}: unknown key (expected one of {expected})")
-            if kind is CREDENTIAL or value is None:
-                continue
-            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-            if not ok or (kind is int and not 0 < value < 65536):
-                raise PolicyError(f"{where}: {prefix}{key}: expected {_FORMS[kind]}, got "
-                                  f"{type(value).__name__}" + (f" {value}" if ok else ""))
+        check_keys(data, allowed, f"{name}." if name else "", where)
+
+
+def check_keys(data: dict[str, Any], allowed: dict[str, object], prefix: str, where: str) -> None:
+    """Refuse a key of ``data`` not in ``allowed``, or a value not of its type (never echoing a string)."""
+    for key, value in data.items():
+        kind = allowed.get(key)
+        if kind is None:
+            expected = ", ".join(allowed)
+            raise PolicyError(f"{where}: {prefix}{key}: unknown key (expected one of {expected})")
+        if kind is CREDENTIAL or value is None:
+            continue
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok or (kind is int and not 0 < value < 65536):
+            raise PolicyError(f"{where}: {prefix}{key}: expected {_FORMS[kind]}, got "
+                              f"{type(value).__name__}" + (f" {value}" if ok else ""))
 
 
 def section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -281,6 +303,7 @@ def _parse(raw: dict[str, Any], path: Path, where: str, default_namespace: str) 
     tf = replace(tf, iceberg=_iceberg(section(raw, "iceberg", where), where))
     tf = _with_drill_3(tf, raw, where)
     tf = replace(tf, replica=_replica(section(s3, "replica", f"{where}: s3"), f"{where}: s3.replica"))
+    tf = _with_via(tf, section(pg, "via", f"{where}: postgres"), where)
     return _with_segregated(tf, section(raw, SEGREGATED, where), where)
 
 
@@ -291,7 +314,7 @@ def _server(tf: TargetFile, pg: dict[str, Any], where: str) -> TargetFile:
     """``tf`` pointed at another PostgreSQL server (a section shaped as ``postgres``)."""
     return replace(tf, pg_host=str(pg.get("host", "")), pg_port=int(pg.get("port", 5432)),
                    pg_database=str(pg.get("database", "postgres")), pg_user=str(pg.get("user", "postgres")),
-                   pg_password=_credential(pg, "password", where))
+                   pg_password=_credential(pg, "password", where), pg_forward=None, pg_exec=None)
 
 
 def _scratch(source: TargetFile, raw: dict[str, Any], where: str, default_namespace: str) -> TargetFile:
@@ -305,11 +328,10 @@ def _scratch(source: TargetFile, raw: dict[str, Any], where: str, default_namesp
     same = [part for part, a, b in (
         ("its Kubernetes namespace", (scratch.kubeconfig, scratch.kube_context, scratch.namespace),
          (source.kubeconfig, source.kube_context, source.namespace)),
-        ("its PostgreSQL server", (scratch.pg_host, scratch.pg_port), (source.pg_host, source.pg_port)),
-        ("its rebuild server", (scratch.rebuild.pg_host, scratch.rebuild.pg_port),
-         (source.pg_host, source.pg_port)),
+        ("its PostgreSQL server", server_id(scratch), server_id(source)),
+        ("its rebuild server", server_id(scratch.rebuild), server_id(source)),
         ("its object store", scratch.s3_endpoint, source.s3_endpoint)) if a == b]
-    if (scratch.rebuild.pg_host, scratch.rebuild.pg_port) == (scratch.pg_host, scratch.pg_port):
+    if server_id(scratch.rebuild) == server_id(scratch):
         raise PolicyError(f"{where}: {REBUILD}: {scratch.pg_host}:{scratch.pg_port} is the server the drill "
                           "loses; the rebuild needs a new one")
     if same:
@@ -386,6 +408,39 @@ def _with_segregated(tf: TargetFile, pg: dict[str, Any], where: str) -> TargetFi
         raise PolicyError(f"{where}: {SEGREGATED}: {server.pg_host}:{server.pg_port} is the source server; "
                           "a segregated restore needs another one")
     return replace(tf, segregated=server)
+
+
+VIA = {  # postgres.via: the server reached through the Kubernetes API, in the kube namespace
+    "port_forward": {"pod": str, "statefulset": str, "port": int},
+    "exec": {"pod": str, "statefulset": str, "container": str, "bin_dir": str},
+}
+
+
+def _with_via(tf: TargetFile, via: dict[str, Any], where: str) -> TargetFile:
+    """``postgres.via``: a port-forward to a pod (instead of ``host``) and/or restores by exec in it."""
+    if not via:
+        return tf
+    check_keys(via, dict.fromkeys(VIA, dict), "postgres.via.", where)
+    routes = {}
+    for way, raw in via.items():
+        prefix = f"postgres.via.{way}"
+        check_keys(raw or {}, VIA[way], f"{prefix}.", where)
+        named = [k for k in ("pod", "statefulset") if (raw or {}).get(k)]
+        if len(named) != 1:
+            raise PolicyError(f"{where}: {prefix}: expected one of pod or statefulset")
+        routes[way] = PodRoute(named[0], raw[named[0]], raw.get("port") or 5432, raw.get("container"),
+                               raw.get("bin_dir") or "")
+    if "port_forward" in routes and tf.pg_host:
+        raise PolicyError(f"{where}: postgres.via.port_forward: the server is reached through the forward; "
+                          "remove postgres.host")
+    return replace(tf, pg_forward=routes.get("port_forward"), pg_exec=routes.get("exec"))
+
+
+def server_id(tf: TargetFile) -> tuple[object, ...]:
+    """Which PostgreSQL server the file means: its host and port, or the pod a port-forward reaches."""
+    if tf.pg_forward is not None:
+        return tf.kubeconfig, tf.kube_context, tf.namespace, tf.pg_forward.kind, tf.pg_forward.name
+    return tf.pg_host, tf.pg_port
 
 
 def _deadline(probes: dict[str, Any], where: str) -> timedelta | None:
@@ -471,6 +526,28 @@ LIVE_GAPS = {
     "pitr": "no point-in-time recovery adapter is wired for a live target yet (Barman's restore on the "
             "segregated server)",
 }
+
+
+def live_database(tf: TargetFile, kube: Any, password: str | None) -> tuple[Any, dict[str, str]]:
+    """The target's PostgreSQL through its DSN, or through a port-forward opened now (closed when the
+    run's process ends); its restores by the pod's own tools through exec when ``postgres.via.exec``
+    names the pod. Also what the evidence says of the route."""
+    from akko_dr.adapters.kube_postgres import ExecRestoringDatabase, PodPortForward, PodRef, PsqlExec
+    from akko_dr.adapters.postgres import PostgresDatabase
+
+    notes = {}
+    if (route := tf.pg_forward) is not None:
+        forward = PodPortForward(kube, tf.namespace, PodRef(route.kind, route.name), route.port).open()
+        atexit.register(forward.close)
+        tf = replace(tf, pg_host="127.0.0.1", pg_port=forward.local_port)
+        notes["postgresql reached by"] = forward.describe()
+    dsn = postgres_dsn(tf, password)
+    if (route := tf.pg_exec) is None:
+        return PostgresDatabase(dsn), notes
+    runner = PsqlExec(kube, tf.namespace, PodRef(route.kind, route.name), route.container, route.bin_dir,
+                      tf.pg_user)
+    notes["postgresql restores by"] = runner.describe()
+    return ExecRestoringDatabase(dsn, runner), notes
 
 
 def live_warehouse(tf: TargetFile, policy: Policy, read_secret: SecretReader) -> Any:
@@ -560,13 +637,13 @@ def open_live(policy: Policy, tf: TargetFile, allow_destructive: bool, allow_pro
                           access_key=resolve(tf.s3_access_key, cluster.secret),
                           secret_key=resolve(tf.s3_secret_key, cluster.secret),
                           timeout=policy.deadlines["object_store"].total_seconds())
-    db = PostgresDatabase(postgres_dsn(tf, resolve(tf.pg_password, cluster.secret)))
+    db, reached = live_database(tf, kube, resolve(tf.pg_password, cluster.secret))
     components = {"kubernetes": f"{cluster.api.configuration.host}, context "
                                 f"{tf.kube_context or 'current-context'}, namespace {tf.namespace}",
                   "object-store": f"S3 at {store.endpoint}", "postgresql": repr(db),
                   "credentials": ", ".join(f"{k} from {c}" for k, c in (
                       ("s3 access key", tf.s3_access_key), ("s3 secret key", tf.s3_secret_key),
-                      ("postgres password", tf.pg_password)) if c)}
+                      ("postgres password", tf.pg_password)) if c), **reached}
     segregated = None
     if tf.segregated is not None:  # a second server, for restores segregated from the source
         password = resolve(tf.segregated.pg_password, cluster.secret)

@@ -141,12 +141,27 @@ kwok_stages() {  # kwok's own "fast" stages (nodes ready, pods running), from it
   done
 }
 
+kwok_crds() {  # kwok_crds SERVER TOKEN: kwok's PortForward and Exec kinds, so that a test maps a pod's port
+  # to a real server and `exec` to a real command at run time (kwok serves them as the pods' kubelet)
+  local crds
+  crds="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK/kustomize/crd/bases"
+  for kind in portforwards execs; do
+    python3 - "$1/apis/apiextensions.k8s.io/v1/customresourcedefinitions" "$2" \
+      "$crds/kwok.x-k8s.io_$kind.yaml" <<'PY'
+import ssl, sys, urllib.request
+request = urllib.request.Request(sys.argv[1], data=open(sys.argv[3], "rb").read(), method="POST", headers={
+    "Authorization": f"Bearer {sys.argv[2]}", "Content-Type": "application/yaml"})
+urllib.request.urlopen(request, timeout=10, context=ssl._create_unverified_context())
+PY
+  done
+}
+
 up() {
   local dir=${1:?usage: $0 up DIR}
   mkdir -p "$dir/etcd" "$dir/certs"
   dir=$(cd "$dir" && pwd)
-  local etcd_port peer_port api_port admin harness t0=$SECONDS
-  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+  local etcd_port peer_port api_port kwok_port admin harness t0=$SECONDS
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port); kwok_port=$(free_port)
   admin=$(openssl rand -hex 16); harness=$(openssl rand -hex 16)
   printf '%s,akko-dr-admin,1,system:masters\n%s,akko-dr-harness,2,\n' "$admin" "$harness" > "$dir/tokens.csv"
   chmod 600 "$dir/tokens.csv"
@@ -162,7 +177,8 @@ up() {
     --token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
     --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
     --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/24 \
-    --audit-log-path "$dir/audit.log" --audit-policy-file "$dir/audit-policy.yaml"
+    --audit-log-path "$dir/audit.log" --audit-policy-file "$dir/audit-policy.yaml" \
+    --kubelet-preferred-address-types InternalIP
   local server="https://127.0.0.1:$api_port"
   kubeconfig "$dir/admin.kubeconfig" "$server" "$admin"
   kubeconfig "$dir/harness.kubeconfig" "$server" "$harness"
@@ -171,13 +187,18 @@ up() {
     --leader-elect=false --controllers='*,-nodeipam,-serviceaccount-token' \
     --service-account-private-key-file "$dir/sa.key" --bind-address 127.0.0.1 --secure-port "$(free_port)" \
     --node-monitor-grace-period 10m  # kwok's heartbeats come late on a loaded machine: no NotReady flapping
-  # their own free ports: another control plane (a second test session) may run on this machine
   start "$dir" kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$dir/admin.kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "$(free_port)"
   kwok_stages > "$dir/kwok-stages.yaml"
+  kwok_crds "$server" "$admin"
+  # kwok is also the nodes' kubelet (port-forward, exec): the API server reaches it on 127.0.0.1; the
+  # node name gives every node a Hostname address (without it kwok's node stage empties the addresses)
   start "$dir" kwok "$BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" --manage-all-nodes=true \
-    --config "$dir/kwok-stages.yaml"
-  printf 'SERVER=%s\nETCD_PORT=%s\nSTARTED_IN=%s\n' "$server" "$etcd_port" "$((SECONDS - t0))" > "$dir/env"
+    --config "$dir/kwok-stages.yaml" --server-address "127.0.0.1:$kwok_port" --node-ip 127.0.0.1 \
+    --node-name localhost \
+    --node-port "$kwok_port" --enable-crds PortForward,Exec
+  printf 'SERVER=%s\nETCD_PORT=%s\nSTARTED_IN=%s\nKWOK_PORT=%s\n' "$server" "$etcd_port" "$((SECONDS - t0))" \
+    "$kwok_port" > "$dir/env"
   log "control plane up at $server in $((SECONDS - t0))s (kubeconfigs in $dir)"
 }
 

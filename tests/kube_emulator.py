@@ -82,7 +82,13 @@ class Emulator:
     def calls(self, agent: str = ADAPTER_AGENT) -> list[Call]:
         """What the clients with User-Agent ``agent`` asked for, in order (Kubernetes requests only)."""
         return [rbac_call(r) for r in list(self.emu) if r.resource is not None
-                and r.headers.get("User-Agent") == agent]
+                and (r.headers.get("User-Agent") == agent or _websocket(r))]
+
+
+def _websocket(request: kmock.Request) -> bool:
+    """A websocket upgrade (port-forward, exec): only the adapters open one here, and the official
+    client's websocket sends no User-Agent to tell them by."""
+    return str(request.headers.get("Upgrade", "")).lower() == "websocket"
 
 
 @contextmanager

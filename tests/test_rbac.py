@@ -5,6 +5,7 @@ tour runs every public operation of every live adapter once; each HTTP request b
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,8 +17,9 @@ from akko_dr.adapters.kube_api import KubeApi
 from akko_dr.adapters.kube_eradicator import LabelledEradicator
 from akko_dr.adapters.kube_jobs import KubeJobRunner
 from akko_dr.adapters.kube_orchestrator import RolloutOrchestrator
+from akko_dr.adapters.kube_postgres import PodPortForward, PodRef, PsqlExec
 from akko_dr.adapters.velero import VeleroCrds
-from akko_dr.errors import NotApplicable
+from akko_dr.errors import DrillError, NotApplicable
 from akko_dr.policy import load_policy
 from akko_dr.ports import drill_namespace
 from tests import kube_world as objects
@@ -52,6 +54,13 @@ TOUR: dict[type, dict[str, Callable[[Any], Any]]] = {
                   "no_runs": lambda c: c.no_runs(None), "no_scheduler": lambda c: c.no_scheduler(),
                   "no_velero": lambda c: c.no_velero()},
 }
+TOUR[PodPortForward] = {"open": lambda f: handshake(f.open), "close": lambda f: f.close(),
+                        "describe": lambda f: f.describe()}
+TOUR[PsqlExec] = {"query": lambda x: handshake(lambda: x.query("postgres", "SELECT 1")),
+                  "restore": lambda x: handshake(lambda: x.restore("postgres", io.BytesIO(b"SELECT 1;"))),
+                  "run": lambda x: handshake(lambda: x.run(["psql", "--version"])),
+                  "describe": lambda x: x.describe()}
+CONNECT = {"pods/portforward", "pods/exec"}  # a websocket GET: RBAC authorizes get, then create (>= 1.35)
 NOT_CALLS = {(KubeCluster, "call")}  # helpers that are no operation of their own
 
 
@@ -81,7 +90,15 @@ def granted(docs: list[dict[str, Any]], subject: tuple[str, str, str] = SUBJECT)
 
 
 def needed(calls: list[Call]) -> set[Permission]:
-    return {(c.namespace or "", c.group, c.resource, c.verb) for c in calls}
+    perms = {(c.namespace or "", c.group, c.resource, c.verb) for c in calls}
+    return perms | {(ns, group, res, "create") for ns, group, res, _ in perms if res in CONNECT}
+
+
+def handshake(call: Callable[[], Any]) -> None:
+    """A port-forward or exec: kmock records the request but serves no websocket (tests/control_plane
+    tiers prove them on a real API server), so the handshake is refused, in one line."""
+    with pytest.raises(DrillError, match=r"^Kubernetes API refused .*: HTTP 404 Not Found$"):
+        call()
 
 
 # -- the tour -------------------------------------------------------------------------------------
@@ -113,7 +130,9 @@ def adapters(kube: KubeApi) -> Adapters:
             KubeJobRunner: KubeJobRunner(kube, NS, deadline=5.0, interval=0.02),
             VeleroCrds: VeleroCrds(kube, VELERO_NS, deadline=5.0, interval=0.02),
             LabelledEradicator: LabelledEradicator(kube, NS),
-            KubeCluster: KubeCluster(kube.api, NS, VELERO_NS)}
+            KubeCluster: KubeCluster(kube.api, NS, VELERO_NS),
+            PodPortForward: PodPortForward(kube, NS, PodRef("pod", "akko-postgresql-0"), 5432),
+            PsqlExec: PsqlExec(kube, NS, PodRef("pod", "akko-postgresql-0"), "postgresql")}
 
 
 def tour(emu: Emulator, writes_allowed: bool) -> list[str]:
