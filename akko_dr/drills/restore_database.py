@@ -8,6 +8,7 @@ until sign-off. Any failure rolls back to the untouched original and restarts th
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from akko_dr.fidelity import categories, compare, implausible_rows, stale_write
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
 from akko_dr.policy import format_duration
-from akko_dr.ports import CANARY_TABLE, Database, Fingerprint, StoreRefused
+from akko_dr.ports import CANARY_TABLE, Catalog, Database, Fingerprint, StoreRefused
 from akko_dr.targets import Target
 
 STOP_DEADLINE = 30.0
@@ -206,9 +207,15 @@ class RestoreDatabaseDrill:
         """Compare the scratch database with the fingerprint the backup's manifest recorded, category
         by category; without a manifest, judge its plausibility. Refuse, before any swap, on a problem."""
         assert self.backup is not None
-        restored = self.server.fingerprint(self.scratch)
-        check = self._against_manifest if self.backup.fingerprint else self._plausibility
-        problems, how, compared = check(restored)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the catalog described while the rows are hashed
+            catalog = pool.submit(self.server.catalog, self.scratch) if (
+                self.backup.fingerprint and self.backup.catalog) else None
+            restored = self.server.fingerprint(self.scratch)
+            if self.backup.fingerprint:
+                described = catalog.result() if catalog else {}
+                problems, how, compared = self._against_manifest(restored, described)
+            else:
+                problems, how, compared = self._plausibility(restored)
         if problems:
             raise DrillError(f"restored backup {self.backup.key} does not match {self.database}: "
                              + "; ".join(problems))
@@ -217,9 +224,8 @@ class RestoreDatabaseDrill:
         self._note(f"scratch database verified ({how})")
         return {"method": how, "tables": len(restored), "compared": compared}
 
-    def _against_manifest(self, restored: Fingerprint) -> tuple[list[str], str, list[str]]:
+    def _against_manifest(self, restored: Fingerprint, catalog: Catalog) -> tuple[list[str], str, list[str]]:
         expected, recorded = self.backup.fingerprint, self.backup.catalog
-        catalog = self.server.catalog(self.scratch) if recorded else {}
         compared = categories(expected, recorded)
         how = f"manifest fingerprint taken in the dump's snapshot: {', '.join(compared)} compared"
         return compare(expected, recorded, restored, catalog), how, compared
