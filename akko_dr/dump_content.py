@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 _DUMPED_FROM = re.compile(rb"^-- Dumped from database version (\d+)(?:\.(\d+))?")
 _TABLE = re.compile(rb"^CREATE (?:UNLOGGED )?TABLE ")
+_TABLE_ANYWHERE = re.compile(rb"^CREATE (?:UNLOGGED )?TABLE ", re.M)
 _COPY = re.compile(rb"^COPY \S.* FROM stdin;")
 _INSERT = re.compile(rb"^INSERT INTO ")
 
@@ -29,6 +30,11 @@ class DumpContent:
     @property
     def server_major(self) -> int | None:
         return int(self.server.split(".")[0]) if self.server else None
+
+
+def has_table(sql: bytes) -> bool:
+    """Whether some line of ``sql`` starts a table definition."""
+    return _TABLE_ANYWHERE.search(sql) is not None
 
 
 def scan(lines: Iterable[bytes]) -> DumpContent:

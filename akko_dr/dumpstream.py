@@ -16,6 +16,8 @@ from typing import IO, BinaryIO
 
 from isal import igzip_threaded, isal_zlib
 
+from akko_dr import dump_content
+from akko_dr.dump_content import DumpContent
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.ports import BackupObject, Database, ObjectStore
 
@@ -25,6 +27,7 @@ ARCHIVE_MAGIC = b"PGDMP"
 # ISA-L level 1 on every core: faster than `gzip -1` on one, at a similar ratio (benchmarks/README).
 GZIP_LEVEL = 1
 _GZIP_ERRORS = (EOFError, OSError, ValueError, zlib.error, isal_zlib.error)
+HEAD_LIMIT = 16 << 20  # SQL read ahead of the restore to find the dump's header and first table
 
 
 def cores() -> int:
@@ -116,6 +119,7 @@ class BackupStream:
         self._raw = store.stream(backup.bucket, backup.key)
         self._in = _Hashing(self._raw)
         self._gz: IO[bytes] | None = None
+        self._head, self.sql_bytes = b"", 0  # SQL read ahead (replayed first); SQL handed to the restore
         head = self._in.peek(len(ARCHIVE_MAGIC))
         if head.startswith(GZIP_MAGIC):
             self._gz = igzip_threaded.open(self._in, "rb")
@@ -135,11 +139,32 @@ class BackupStream:
         return _Checked(self)
 
     def read_sql(self, n: int) -> bytes:
+        if self._head:
+            data, self._head = self._head[:n], self._head[n:]
+        else:
+            data = self._decompress(n)
+        self.sql_bytes += len(data)
+        return data
+
+    def _decompress(self, n: int) -> bytes:
         assert self._gz is not None, "a custom-format archive has no SQL stream"
         try:
             return self._gz.read(n)
         except _GZIP_ERRORS as err:
-            raise DrillError(f"backup {self.backup.key} is corrupt or truncated: {err}") from None
+            reason = f"backup {self.backup.key} is corrupt or truncated: {err}"
+        self.check()  # bytes changed after the manifest recorded them: named by their sha256
+        raise DrillError(reason)
+
+    def head(self, limit: int = HEAD_LIMIT) -> tuple[DumpContent, bool]:
+        """Read the plain SQL ahead up to its first table (at most ``limit`` bytes, kept and replayed first
+        by ``sql``): what it holds so far, and whether that was the whole dump (then its sha256 is
+        checked too)."""
+        while not dump_content.has_table(self._head) and len(self._head) < limit:
+            if not (chunk := self._decompress(CHUNK)):
+                self.check()
+                return dump_content.scan(self._head.splitlines(keepends=True)), True
+            self._head += chunk
+        return dump_content.scan(self._head.splitlines(keepends=True)), False
 
     def _spool_archive(self) -> None:
         self.archive = self.spool

@@ -36,8 +36,9 @@ def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord) -> None:
 
 
 @when("the backup is restored into a separate scratch database")
-def _(drill_1: RestoreDatabaseDrill) -> None:
+def _(drill_1: RestoreDatabaseDrill, evidence: ScenarioRecord) -> None:
     drill_1.restore_to_scratch()
+    evidence.backup = drill_1.backup.provenance()  # its sha256 and size, checked once it streamed whole
 
 
 @when("the scratch database matches what the backup recorded")

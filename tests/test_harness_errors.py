@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -92,6 +93,9 @@ class BuggyStore:
 
     def download(self, bucket: str, key: str, path: Path) -> None:
         raise TypeError("download() got an unexpected keyword argument 'chunk'")
+
+    def stream(self, bucket: str, key: str) -> BinaryIO:
+        raise TypeError("stream() got an unexpected keyword argument 'chunk'")
 
 
 def test_drill_1_lets_a_harness_bug_through_and_still_undoes_what_it_did(target: Target) -> None:

@@ -7,24 +7,23 @@ until sign-off. Any failure rolls back to the untouched original and restarts th
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import time
-import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from akko_dr import dump_content
-from akko_dr.backup import BackupObject, latest_backup, restore_globals, sha256_of
+from akko_dr.backup import BackupObject, latest_backup, restore_globals
 from akko_dr.canary import wait_for_write
-from akko_dr.dumpstream import ARCHIVE_MAGIC
+from akko_dr.dump_content import DumpContent
+from akko_dr.dumpstream import BackupStream, restore_into
 from akko_dr.errors import DrillError
 from akko_dr.fidelity import categories, compare, implausible_rows, stale_write
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
 from akko_dr.policy import format_duration
-from akko_dr.ports import CANARY_TABLE, Database, Fingerprint, StoreRefused
+from akko_dr.ports import CANARY_TABLE, Catalog, Database, Fingerprint, StoreRefused
 from akko_dr.targets import Target
 
 STOP_DEADLINE = 30.0
@@ -71,7 +70,9 @@ class RestoreDatabaseDrill:
     log: list[str] = field(default_factory=list)
     _t0: float = 0.0
     _t1: float = 0.0
-    _sql: Path | None = None
+    _sql: Path | None = None  # a plain-SQL file restored by other means (use_restored)
+    _stream: BackupStream | None = None  # the newest dump, opened by pull_latest_backup
+    _table_seen: bool | None = None  # whether the head of the streamed SQL showed a table
     _files: list[Path] = field(default_factory=list)  # what the drill wrote in the target's workdir
 
     @property
@@ -95,11 +96,6 @@ class RestoreDatabaseDrill:
     @property
     def kept(self) -> str:
         return f"{self.database}__predrill_{self.run_id}"
-
-    @property
-    def sql_file(self) -> Path | None:
-        """The checked, decompressed dump once pulled (Drill 2 replays it again to time the replay)."""
-        return self._sql
 
     def use_restored(self, sql: Path, source: BackupObject) -> None:
         """Take a plain-SQL copy restored by other means (a point-in-time recovery) as the backup to load."""
@@ -137,71 +133,89 @@ class RestoreDatabaseDrill:
         self._note(f"consumer {service} stopped")
 
     def pull_latest_backup(self) -> BackupObject:
-        """Fetch the newest dump, check its sha256 and that it decompresses whole."""
+        """Open the newest dump as a stream and read its head: refused now when it is no dump, holds no
+        table or comes from a newer server. The rest streams into the restore, its sha256 computed on
+        the way (a custom-format archive is spooled to a file first: ``pg_restore -j`` seeks in it)."""
         self.backup = latest_backup(self.target.policy, self.target.store, self.database)
-        gz = self.target.workdir / f"{self.run_id}-{self.database}.sql.gz"
-        self._files += [gz, gz.with_suffix("")]
+        spool = self.target.workdir / f"{self.run_id}-{self.database}.dump"
+        self._files.append(spool)
         try:
-            self.target.store.download(self.backup.bucket, self.backup.key, gz)
+            self._stream = BackupStream(self.target.store, self.backup, spool)
         except StoreRefused as err:
             if err.code not in ("NoSuchKey", "404"):
                 raise
             raise DrillError(f"backup {self.backup.key} vanished between the listing and the download "
                              f"({err.code})") from None
-        actual = sha256_of(gz)
-        if self.backup.sha256 and actual != self.backup.sha256:
-            raise DrillError(f"backup {self.backup.key} is corrupt: sha256 {actual[:12]}… differs from "
-                             f"the {self.backup.sha256[:12]}… recorded at backup time")
-        self.backup.sha256, self.backup.size = actual, gz.stat().st_size
-        with open(gz, "rb") as head:
-            if head.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC:  # custom format: pg_restore -j reads it
-                self._sql = gz
-                self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} "
-                           f"({self.backup.size} bytes, custom-format archive)")
-                return self.backup
-        self._sql = gz.with_suffix("")
-        try:
-            with gzip.open(gz, "rb") as src, open(self._sql, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DrillError(f"backup {self.backup.key} is corrupt or truncated: {err}") from None
-        gz.unlink()  # the checked, decompressed copy is what is replayed
-        self._refuse_unusable(self._sql)
-        self._note(f"backup pulled: s3://{self.backup.bucket}/{self.backup.key} ({self.backup.size} bytes)")
+        if self._stream.archive is None:
+            content, whole = self._stream.head()
+            self._table_seen = content.has_table
+            self._refuse_unusable(content, whole)
+        self._note(f"backup opened: s3://{self.backup.bucket}/{self.backup.key} ({self.backup.size} bytes, "
+                   f"{self._describe(self._stream)})")
         if self.backup.unparsed:
             self._note(f"keys not parsed as dumps of {self.database} (storage.dump_key "
                        f"{self.target.policy.storage.dump_key.text!r}): {', '.join(self.backup.unparsed)}")
         return self.backup
 
-    def _refuse_unusable(self, sql: Path) -> None:
-        """Refuse, before any restore, a dump that holds no table or comes from a newer server."""
+    @staticmethod
+    def _describe(stream: BackupStream) -> str:
+        if stream.archive is not None:
+            return "custom-format archive, spooled whole for pg_restore -j, sha256 checked"
+        return "gzipped plain SQL, streamed into the restore; its sha256 is compared once it has passed"
+
+    def _refuse_unusable(self, content: DumpContent, whole: bool) -> None:
+        """Refuse, before any restore, a dump that holds no table (``whole``: all of it was read) or
+        comes from a newer server."""
         assert self.backup is not None
-        with open(sql, "rb") as fh:
-            content = dump_content.scan(fh)
-        if not content.has_table:
-            raise DrillError(f"backup {self.backup.key} holds no table ({content.sql_bytes} bytes of SQL): "
-                             "nothing to restore")
+        if whole and not content.has_table:
+            self._refuse_empty(content.sql_bytes)
         if problem := dump_content.too_new(content, self.backup.key, self.server.server_version()):
             raise DrillError(problem)
 
+    def _refuse_empty(self, sql_bytes: int) -> None:
+        raise DrillError(f"backup {self.backup.key} holds no table ({sql_bytes} bytes of SQL): "
+                         "nothing to restore")
+
     def restore_to_scratch(self, jobs: int = 1) -> None:
-        """Restore the pulled, checked dump into a new scratch database (``jobs``: parallel pg_restore
-        workers for a custom-format archive)."""
-        assert self._sql is not None, "pull the backup first"
+        """Restore the opened dump into a new scratch database as it downloads (``jobs``: parallel
+        pg_restore workers for a custom-format archive); refusals found on the way (a checksum that
+        differs, a gzip error, no table restored) drop nothing but the scratch database."""
+        assert self._stream is not None or self._sql is not None, "pull the backup first"
         db = self.server
         db.drop(self.scratch)
         db.create(self.scratch)
         self.scratch_created = True
-        db.load(self.scratch, self._sql, jobs)
+        if self._stream is None:
+            db.load(self.scratch, self._sql, jobs)
+        else:
+            self._restore_stream(jobs)
         self._note(f"backup restored into scratch database {self.scratch}")
+
+    def _restore_stream(self, jobs: int) -> None:
+        """Stream the opened dump into the scratch database; the sha256 is compared once it has passed.
+        A dump whose head showed no table (a very long head) is refused when none was restored."""
+        stream, self._stream = self._stream, None
+        recorded = " as recorded at backup time" if stream.backup.sha256 else " (no manifest to compare)"
+        with stream:
+            restore_into(self.server, self.scratch, stream, jobs)
+        self._note(f"backup streamed whole: {stream.backup.size} bytes, sha256 "
+                   f"{stream.backup.sha256[:12]}…{recorded}")
+        if self._table_seen is False and not self.server.fingerprint(self.scratch):
+            self._refuse_empty(stream.sql_bytes)
 
     def verify_scratch(self) -> dict[str, object]:
         """Compare the scratch database with the fingerprint the backup's manifest recorded, category
         by category; without a manifest, judge its plausibility. Refuse, before any swap, on a problem."""
         assert self.backup is not None
-        restored = self.server.fingerprint(self.scratch)
-        check = self._against_manifest if self.backup.fingerprint else self._plausibility
-        problems, how, compared = check(restored)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the catalog described while the rows are hashed
+            catalog = pool.submit(self.server.catalog, self.scratch) if (
+                self.backup.fingerprint and self.backup.catalog) else None
+            restored = self.server.fingerprint(self.scratch)
+            if self.backup.fingerprint:
+                described = catalog.result() if catalog else {}
+                problems, how, compared = self._against_manifest(restored, described)
+            else:
+                problems, how, compared = self._plausibility(restored)
         if problems:
             raise DrillError(f"restored backup {self.backup.key} does not match {self.database}: "
                              + "; ".join(problems))
@@ -210,9 +224,8 @@ class RestoreDatabaseDrill:
         self._note(f"scratch database verified ({how})")
         return {"method": how, "tables": len(restored), "compared": compared}
 
-    def _against_manifest(self, restored: Fingerprint) -> tuple[list[str], str, list[str]]:
+    def _against_manifest(self, restored: Fingerprint, catalog: Catalog) -> tuple[list[str], str, list[str]]:
         expected, recorded = self.backup.fingerprint, self.backup.catalog
-        catalog = self.server.catalog(self.scratch) if recorded else {}
         compared = categories(expected, recorded)
         how = f"manifest fingerprint taken in the dump's snapshot: {', '.join(compared)} compared"
         return compare(expected, recorded, restored, catalog), how, compared
@@ -368,8 +381,10 @@ class RestoreDatabaseDrill:
             f"pull the newest {self.target.policy.storage.dump_prefix}"
             f"{self.target.policy.storage.dump_key.text.replace('{database}', db)} from s3://{bucket} "
             "(S3 ListObjectsV2, GetObject)",
-            "check its sha256 against the backup manifest and that it decompresses whole (local)",
-            f"restore it into a new scratch database {self.scratch} (SQL CREATE DATABASE, psql)",
+            "read its head: refuse what is no dump, holds no table or comes from a newer server (local)",
+            f"stream it into a new scratch database {self.scratch} as it downloads, its sha256 computed on "
+            "the way and compared with the backup manifest at the end; a mismatch or a gzip error drops the "
+            "scratch database (SQL CREATE DATABASE, psql or pg_restore)",
             "compare the scratch database with the fingerprint recorded at backup time: rows, schema, "
             "privileges, owners, sequences, large objects; without a manifest, plausible row counts and "
             "a recent newest write (SQL SELECT, pg_dump --schema-only)",
@@ -402,7 +417,11 @@ class RestoreDatabaseDrill:
         return True
 
     def discard_files(self) -> bool:
-        """Remove the dump files this drill wrote in the target's workdir; whether there were any."""
+        """Close a backup stream still open and remove the dump files this drill wrote in the target's
+        workdir; whether there were any."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.close()
         present = [path for path in self._files if path.exists()]
         for path in present:
             path.unlink()

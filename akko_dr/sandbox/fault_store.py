@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from akko_dr.adapters.s3 import S3ObjectStore
 from akko_dr.backup import latest_backup
@@ -94,6 +95,11 @@ class _VanishingStore:
         if key == self.key:
             self.inner.delete(bucket, key)
         self.inner.download(bucket, key, path)
+
+    def stream(self, bucket: str, key: str) -> BinaryIO:
+        if key == self.key:
+            self.inner.delete(bucket, key)
+        return self.inner.stream(bucket, key)
 
 
 @dataclass
