@@ -1,12 +1,18 @@
 """The sandbox is a real mini-AKKO: real PostgreSQL, real dumps, an S3 endpoint, a consumer writing."""
 
 import gzip
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
+
+import psutil
 
 from akko_dr.adapters.postgres import CanaryTable
 from akko_dr.backup import latest_backup
 from akko_dr.canary import wait_for_write
+from akko_dr.measure import wait_for
 from akko_dr.policy import Policy, load_policy
 from akko_dr.sandbox import Sandbox, start_sandbox
 
@@ -75,3 +81,18 @@ def test_what_the_server_acknowledged_just_before_a_crash_survives_it(sandbox: S
         assert table in sandbox.db.fingerprint("postgres"), f"expected {table} kept across the crash; lost"
     finally:
         sandbox.db.execute("postgres", f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_consumer_whose_sandbox_died_stops_on_its_own(tmp_path: Path) -> None:
+    """A run killed outright (SIGKILL) cannot stop its services: each stops when its parent is gone."""
+    out = tmp_path / "consumer.log"
+    launcher = (f"{sys.executable} -m akko_dr.sandbox.consumer postgresql://x@127.0.0.1:9/db --interval 0.05 "
+                f"> {out} 2>&1 & until [ -s {out} ]; do sleep 0.05; done; echo $!")  # exits once it runs
+    started = subprocess.run(["sh", "-c", launcher], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    consumer = psutil.Process(int(started.stdout))
+
+    def stopped() -> bool:
+        return not consumer.is_running() or consumer.status() == psutil.STATUS_ZOMBIE
+
+    wait_for("the orphaned consumer to stop", stopped, 10)
