@@ -192,11 +192,13 @@ up() {
   kwok_stages > "$dir/kwok-stages.yaml"
   kwok_crds "$server" "$admin"
   # kwok is also the nodes' kubelet (port-forward, exec): the API server reaches it on 127.0.0.1; the
-  # node name gives every node a Hostname address (without it kwok's node stage empties the addresses)
+  # node name gives every node a Hostname address (without it kwok's node stage empties the addresses);
+  # node leases keep the nodes Ready (without them the node controller marked the node Unknown every ~50 s
+  # here, and its pods NotReady for good: a rollout then never completes)
   start "$dir" kwok "$BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" --manage-all-nodes=true \
     --config "$dir/kwok-stages.yaml" --server-address "127.0.0.1:$kwok_port" --node-ip 127.0.0.1 \
     --node-name localhost \
-    --node-port "$kwok_port" --enable-crds PortForward,Exec
+    --node-port "$kwok_port" --enable-crds PortForward,Exec --node-lease-duration-seconds 40
   printf 'SERVER=%s\nETCD_PORT=%s\nSTARTED_IN=%s\nKWOK_PORT=%s\n' "$server" "$etcd_port" "$((SECONDS - t0))" \
     "$kwok_port" > "$dir/env"
   log "control plane up at $server in $((SECONDS - t0))s (kubeconfigs in $dir)"
