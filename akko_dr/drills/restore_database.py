@@ -7,6 +7,7 @@ until sign-off. Any failure rolls back to the untouched original and restarts th
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -176,10 +177,12 @@ class RestoreDatabaseDrill:
         raise DrillError(f"backup {self.backup.key} holds no table ({sql_bytes} bytes of SQL): "
                          "nothing to restore")
 
-    def restore_to_scratch(self, jobs: int = 1) -> None:
-        """Restore the opened dump into a new scratch database as it downloads (``jobs``: parallel
-        pg_restore workers for a custom-format archive); refusals found on the way (a checksum that
-        differs, a gzip error, no table restored) drop nothing but the scratch database."""
+    def restore_to_scratch(self, jobs: int | None = None) -> None:
+        """Restore the opened dump into a new scratch database as it downloads (``jobs``: the cores it may
+        use, all by default: pg_restore workers for a custom-format archive, parallel index builds for
+        plain SQL); refusals found on the way (a checksum that differs, a gzip error, no table restored)
+        drop nothing but the scratch database."""
+        jobs = jobs or os.cpu_count() or 1
         assert self._stream is not None or self._sql is not None, "pull the backup first"
         db = self.server
         db.drop(self.scratch)
