@@ -224,7 +224,11 @@ def test_the_logs_layer_holds_only_events_that_were_recorded(real: Sandbox, targ
     assert trail.events(f"nobody-{secrets.token_hex(3)}", timedelta(hours=72)) == []
     events = trail.events(IDENTITY, timedelta(hours=72))
     archived = trail.archive.events(IDENTITY, timedelta(hours=72))
-    assert sorted(e.line() for e in events) == sorted(e.line() for e in archived)
+    # a WORM proof's overwrite attempt (Drill 3) leaves a newer, unreadable version over an event's object:
+    # the archive says so, and the logs layer keeps the event as it was shipped
+    readable = [e.line() for e in archived if e.action != "UNREADABLE EVENT"]
+    assert len(events) == len(archived) and set(readable) <= {e.line() for e in events}, (
+        sorted(e.line() for e in events), sorted(e.line() for e in archived))
 
 
 def test_without_the_binaries_the_emulator_serves_and_the_report_says_so(
