@@ -363,9 +363,8 @@ def _replica(raw: dict[str, Any], where: str) -> S3Site | None:
         return None
     if not isinstance(raw.get("endpoint"), str):
         raise PolicyError(f"{where}: expected the endpoint of the replica's server")
-    if unknown := set(raw) - {"endpoint", "region", "access_key", "secret_key"}:
-        raise PolicyError(f"{where}: {', '.join(sorted(unknown))}: unknown key (expected one of endpoint, "
-                          "region, access_key, secret_key)")
+    check_keys(raw, {"endpoint": str, "region": str, "access_key": CREDENTIAL, "secret_key": CREDENTIAL}, "",
+               where)
     return S3Site(raw["endpoint"], str(raw.get("region", "us-east-1")), _credential(raw, "access_key", where),
                   _credential(raw, "secret_key", where))
 
@@ -374,7 +373,8 @@ def _with_drill_3(tf: TargetFile, raw: dict[str, Any], where: str) -> TargetFile
     """The keycloak admin API, the logs layer and the drill_3 section; a rehearsal attacker on production
     is refused."""
     keycloak, logs = section(raw, "keycloak", where), section(raw, "logs", where)
-    drill, s3 = section(raw, "drill_3", where), section(section(raw, "drill_3", where), "identity_s3", where)
+    drill = section(raw, "drill_3", where)
+    s3 = section(drill, "identity_s3", f"{where}: drill_3")
     provider = None
     if "url" in keycloak:
         if not all(isinstance(keycloak.get(k), str) for k in ("realm", "admin_user")):
