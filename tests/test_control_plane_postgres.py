@@ -236,6 +236,11 @@ def test_the_real_authorizer_refuses_either_without_each_verb(control_plane: Con
                 for r in rules]
     assert narrowed != rules, "the shipped Role lets the harness open a port-forward and exec"
     rbac.patch_namespaced_role("akko-dr", NS, {"rules": narrowed})
+    review = {"spec": {"resourceAttributes": {"namespace": NS, "verb": verb, "resource": "pods",
+                                              "subresource": "exec"}}}
+    authz = client.AuthorizationV1Api(control_plane.harness)
+    wait_for(f"the authorizer to see the Role without {verb}",  # its RBAC cache follows the Role shortly
+             lambda: not authz.create_self_subject_access_review(review).status.allowed, START_DEADLINE)
     try:
         with pytest.raises(DrillError, match=r"^Kubernetes API refused a port-forward .*: HTTP 403 \w+$"):
             PodPortForward(_harness(control_plane), NS, PodRef("pod", POD), 5432).open()
