@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Protocol
 
 from akko_dr.errors import DrillError
 
-Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}
+Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}; matview -> populated
 Catalog = dict[str, dict[str, str]]  # category -> object -> digest (or position) of its normalised definition
 DUMP_SUFFIXES = (".sql.gz", ".dump", ".sql", ".tar")  # what a dump key may end with (its format)
 CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison
@@ -102,8 +102,9 @@ class BackupObject:
 
 @dataclass(frozen=True)
 class DatabaseFingerprint:
-    """What a service depends on in one database, taken in one snapshot: the rows of every table
-    and materialized view, and the catalog (schema objects, privileges, owners, sequences, large objects)."""
+    """What a service depends on in one database, taken in one snapshot: the rows of every table,
+    which materialized views are populated, and the catalog (schema objects, privileges, owners,
+    sequences, large objects)."""
 
     tables: Fingerprint
     catalog: Catalog

@@ -1,11 +1,15 @@
 """What a service depends on in a PostgreSQL database, as a fingerprint two copies can be compared by.
 
-Rows: per table (and materialized view) the row count and the sum of 64-bit row hashes
-(``hash_record_extended``) as numeric: order-independent, computed in SQL without sorting, the
-tables spread over several connections that share one exported snapshot. The catalog: a normalised
-``pg_dump --schema-only`` description (types, domains, functions, views, materialized views,
-triggers, indexes, constraints, comments, privileges, default privileges, owners, any other object
-pg_dump knows), plus sequence positions and large objects, which a schema-only dump leaves out.
+Rows: per table the row count and the sum of 64-bit row hashes (``hash_record_extended``) as numeric:
+order-independent, computed in SQL without sorting, the tables spread over several connections that share
+one exported snapshot. A column whose value is an object's OID (``regclass``, ``regtype``, ...) is hashed
+by its text form, the name a restore keeps while the OID changes. A materialized view holds derived rows
+that a dump does not carry (a restore refreshes it from its definition, so a view stale at backup time
+comes back fresher): it counts as populated or not, and its definition is compared with the catalog.
+
+The catalog: a normalised ``pg_dump --schema-only`` description (types, domains, functions, views,
+materialized views, triggers, indexes, constraints, comments, privileges, default privileges, owners, any
+other object pg_dump knows), plus sequence positions and large objects, which a schema-only dump leaves out.
 """
 
 from __future__ import annotations
@@ -32,18 +36,24 @@ MAX_WORKERS = 4  # connections hashing tables at once (bounded by the cores too)
 CHUNK_PAGES = 1024  # a table larger than this (8 MB of 8 kB pages) is hashed in block ranges, in parallel
 CHUNKS_PER_WORKER = 4  # a large table is cut in at least this many ranges per connection (balance)
 _RELATIONS = """
-SELECT n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int
+SELECT n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int,
+       EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               AND a.atttypid::regtype::text LIKE 'reg%')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%' AND (c.relkind <> 'm' OR c.relispopulated)
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%'
 ORDER BY 3 DESC, 1, 2
 """
+_MATVIEWS = ("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+             " WHERE c.relkind = 'm' AND c.relispopulated")
+POPULATED = {"materialized view": "populated"}  # a materialized view's entry: its rows are derived
 _SEQUENCES = "SELECT schemaname, sequencename, coalesce(last_value, 0) FROM pg_sequences"
 _LARGE_OBJECTS = ("SELECT oid::text, pg_get_userbyid(lomowner), coalesce(lomacl::text, ''), md5(lo_get(oid))"
                   " FROM pg_largeobject_metadata")
 _HASHED = "SELECT count(*), coalesce(sum(hash_record_extended(t.*, 0)), 0)::text FROM {} t"
 _TEXT_HASHED = "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {} t"
-Part = tuple[str, str, int | None, int | None]  # schema, table, first block, block after the last
+# schema, table, first block, block after the last, whether hashed by text
+Part = tuple[str, str, int | None, int | None, bool]
 
 CATEGORY_OF_TYPE = {  # pg_dump's TOC entry type -> the category the report names
     "TYPE": "types", "DOMAIN": "domains",
@@ -141,6 +151,7 @@ class PgFingerprinter:
         with self._in_snapshot(name, snapshot) as conn:
             todo = [part for row in conn.execute(_RELATIONS).fetchall()
                     for part in _parts(*row, self.workers * CHUNKS_PER_WORKER)]
+            derived = {_key(schema, view): POPULATED for schema, view in conn.execute(_MATVIEWS).fetchall()}
         totals: dict[str, tuple[int, int]] = {}
         lock = threading.Lock()
 
@@ -152,7 +163,7 @@ class PgFingerprinter:
                             return
                         part = todo.pop(0)
                     rows, checksum = _hash_part(conn, part)
-                    key = part[1] if part[0] == "public" else f"{part[0]}.{part[1]}"
+                    key = _key(part[0], part[1])
                     with lock:
                         had = totals.get(key, (0, 0))
                         totals[key] = (had[0] + rows, had[1] + checksum)
@@ -160,7 +171,8 @@ class PgFingerprinter:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for done in [pool.submit(worker) for _ in range(min(self.workers, len(todo)) or 1)]:
                 done.result()
-        return {key: {"rows": rows, "checksum": str(total)} for key, (rows, total) in sorted(totals.items())}
+        rows = {key: {"rows": rows, "checksum": str(total)} for key, (rows, total) in totals.items()}
+        return dict(sorted({**rows, **derived}.items()))
 
     def _in_snapshot(self, name: str, snapshot: str) -> psycopg.Connection:
         conn = self._connect(name)
@@ -196,31 +208,41 @@ class PgFingerprinter:
         return proc.stdout
 
 
-def _parts(schema: str, table: str, pages: int, cuts: int) -> list[Part]:
+def _key(schema: str, relation: str) -> str:
+    return relation if schema == "public" else f"{schema}.{relation}"
+
+
+def _parts(schema: str, table: str, pages: int, by_text: bool, cuts: int) -> list[Part]:
     """A table as about ``cuts`` block ranges of at least CHUNK_PAGES (the last one open-ended: the
     table may have grown since its size was read); a small table whole."""
     if pages <= CHUNK_PAGES:
-        return [(schema, table, None, None)]
+        return [(schema, table, None, None, by_text)]
     step = max(CHUNK_PAGES, -(-pages // cuts))
     starts = list(range(0, pages, step))
     ends: list[int | None] = [*starts[1:], None]
-    return [(schema, table, lo, hi) for lo, hi in zip(starts, ends, strict=True)]
+    return [(schema, table, lo, hi, by_text) for lo, hi in zip(starts, ends, strict=True)]
 
 
 def _hash_part(conn: psycopg.Connection, part: Part) -> tuple[int, int]:
     """Row count and the sum of the rows' 64-bit hashes of one table or block range; by their text
-    form when a column type has no hash function (json, point, ...)."""
-    schema, table, lo, hi = part
+    form when a column holds OIDs, or its type has no hash function (json, point, ...)."""
+    schema, table, lo, hi, by_text = part
     where = q.SQL("")
     if lo is not None:
         where = q.SQL(" WHERE t.ctid >= {}::tid").format(q.Literal(f"({lo},0)"))
         if hi is not None:
             where += q.SQL(" AND t.ctid < {}::tid").format(q.Literal(f"({hi},0)"))
     ident = q.Identifier(schema, table)
+    if by_text:
+        return _count_and_sum(conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone())
     conn.execute("SAVEPOINT fp")
     try:
         row = conn.execute(q.SQL(_HASHED).format(ident) + where).fetchone()
     except psycopg.errors.UndefinedFunction:
         conn.execute("ROLLBACK TO SAVEPOINT fp")
         row = conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()
+    return _count_and_sum(row)
+
+
+def _count_and_sum(row: tuple) -> tuple[int, int]:
     return row[0], int(row[1])

@@ -102,7 +102,7 @@ class PostgresDatabase:
             conn.execute(sql)
 
     def fingerprint(self, name: str) -> Fingerprint:
-        """Row count and row-hash sum of every table and materialized view (parallel, one snapshot)."""
+        """Row count and row-hash sum of every table, and the populated materialized views (one snapshot)."""
         return self.fingerprints.take(name, catalog=False).tables
 
     def catalog(self, name: str) -> Catalog:
