@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from akko_dr.adapters.pg_fingerprint import describe_schema
 from akko_dr.fidelity import categories, compare, implausible_rows, stale_write
+from akko_dr.ports import POPULATED
 
 T0 = datetime(2031, 1, 1, tzinfo=UTC)
 ROWS = {"dashboards": {"rows": 40, "checksum": "12"}, "logs": {"rows": 2000, "checksum": "-7"}}
@@ -92,3 +93,12 @@ def test_the_newest_restored_write_must_be_within_the_job_interval_of_the_backup
     assert "older than the backup time" in stale_write(T0 - 3 * hour, T0 + hour, T0, 2 * hour)
     assert stale_write(None, T0, T0, hour).startswith("no write restored, although the source has writes")
     assert stale_write(None, None, T0, hour) is None  # a database no canary writes to: nothing to judge by
+
+
+def test_a_materialized_view_is_compared_by_being_populated_even_against_a_manifest_with_its_rows() -> None:
+    recorded = {**ROWS, "chart_counts": {"rows": 7, "checksum": "3"}}  # a manifest from before POPULATED
+    assert compare(recorded, {}, {**ROWS, "chart_counts": POPULATED}, {}) == []
+    assert compare({**ROWS, "chart_counts": POPULATED}, {}, ROWS, {}) == ["table rows: missing chart_counts"]
+    assert implausible_rows({**ROWS, "chart_counts": POPULATED}, ROWS, set(), 0.5) == ["chart_counts missing"]
+    assert implausible_rows({**ROWS, "chart_counts": POPULATED}, {**ROWS, "chart_counts": POPULATED},
+                            set(), 0.5) == []

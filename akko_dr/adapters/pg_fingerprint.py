@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql as q
 
 from akko_dr.errors import DrillError
-from akko_dr.ports import Catalog, DatabaseFingerprint, Fingerprint
+from akko_dr.ports import POPULATED, Catalog, DatabaseFingerprint, Fingerprint
 
 MAX_WORKERS = 4  # connections hashing tables at once (bounded by the cores too)
 
@@ -46,7 +46,6 @@ ORDER BY 3 DESC, 1, 2
 """
 _MATVIEWS = ("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
              " WHERE c.relkind = 'm' AND c.relispopulated")
-POPULATED = {"materialized view": "populated"}  # a materialized view's entry: its rows are derived
 _SEQUENCES = "SELECT schemaname, sequencename, coalesce(last_value, 0) FROM pg_sequences"
 _LARGE_OBJECTS = ("SELECT oid::text, pg_get_userbyid(lomowner), coalesce(lomacl::text, ''), md5(lo_get(oid))"
                   " FROM pg_largeobject_metadata")
