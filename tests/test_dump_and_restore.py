@@ -43,19 +43,6 @@ def finishes(fn: Callable[[], object]) -> object:
     return out.get("value")
 
 
-@pytest.fixture
-def scratch(sandbox: Sandbox) -> Iterator[Callable[[str], str]]:
-    """Names of databases of this test, dropped afterwards."""
-    made: list[str] = []
-
-    def name(stem: str) -> str:
-        made.append(f"{stem}_{new_run_id()}")
-        return made[-1]
-    yield name
-    for database in made:
-        sandbox.db.drop(database)
-
-
 def noisy_pg_dump(sandbox: Sandbox, tmp_path: Path) -> PostgresDatabase:
     """The sandbox server, its pg_dump writing a megabyte of warnings to stderr before it dumps."""
     real = sandbox.db._tool("pg_dump")

@@ -40,13 +40,19 @@ def _wait_for(lines: queue.Queue[str], prefix: str, deadline_s: float) -> list[s
     raise AssertionError(f"no line starting {prefix!r} within {deadline_s}s: {''.join(seen)[-2000:]}")
 
 
+def _interruptible() -> None:
+    """Ctrl-C's default in the run, as at a terminal: a suite started in the background (``cmd &``)
+    passes SIGINT on ignored, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_mid_run_seals_an_incomplete_run_that_verifies(tmp_path: Path, sig: signal.Signals,
                                                                   capsys) -> None:
     evidence = tmp_path / "ev"
     proc = subprocess.Popen([sys.executable, "-m", "akko_dr.cli", "drill", "-k", "drill_1",
                              "--evidence-dir", str(evidence)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_interruptible)
     try:
         lines = _lines(proc)
         first_line = _wait_for(lines, "[  1/", FIRST_SCENARIO_DEADLINE_S)[-1]  # the second is under way now

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql as q
 
 from akko_dr.adapters.pg_fingerprint import PgFingerprinter, newest_pg_dump
+from akko_dr.adapters.pg_sections import SectionedRestore
 from akko_dr.adapters.pg_tools import Tool
 from akko_dr.dumpstream import ARCHIVE_MAGIC, gzip_to
 from akko_dr.errors import DrillError, TargetUnavailable
@@ -142,29 +143,33 @@ class PostgresDatabase:
         return fingerprint
 
     def load(self, name: str, dump: Path | BinaryIO, jobs: int = 1) -> None:
-        """Restore a dump into ``name``, stopping at the first error: a stream or file of plain SQL
-        through psql in one transaction, a custom-format archive through ``pg_restore -j jobs``."""
+        """Restore a dump into ``name``, stopping at the first error: a custom-format archive through
+        ``pg_restore -j jobs``; a file of plain SQL through psql in one transaction; a stream of plain SQL
+        the same way with one job, section by section with several (each table's rows over ``jobs``
+        connections: akko_dr.adapters.pg_sections)."""
         if isinstance(dump, Path) and is_archive(dump):
             cmd = [self._tool("pg_restore"), "--exit-on-error", f"--jobs={max(jobs, 1)}",
                    "-d", self.dsn(name), str(dump)]
             self._restore(name, cmd, None, jobs)
             return
-        cmd = [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-               "-d", self.dsn(name), "-f", str(dump) if isinstance(dump, Path) else "-"]
+        if not isinstance(dump, Path) and jobs > 1:
+            SectionedRestore(name, lambda: Tool(self._psql(name, "-"), stdin=True, env=restore_env(jobs)),
+                             lambda tool, code: _raise_for(name, tool, code),
+                             lambda: self._connect(name), jobs).run(dump)
+            return
+        cmd = self._psql(name, str(dump) if isinstance(dump, Path) else "-")
         self._restore(name, cmd, None if isinstance(dump, Path) else dump, jobs)
+
+    def _psql(self, name: str, source: str) -> list[str]:
+        """psql replaying ``source`` (a file, or ``-``: stdin) into ``name`` in one transaction."""
+        return [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                "-d", self.dsn(name), "-f", source]
 
     def _restore(self, name: str, cmd: list[str], stream: BinaryIO | None, jobs: int) -> None:
         with Tool(cmd, stdin=stream is not None, env=restore_env(jobs)) as tool:
             if stream is not None:
                 tool.feed(stream)
-            if tool.finish() == 0:
-                return
-        err = tool.stderr
-        if any(sign in err for sign in _UNREACHABLE):
-            line = next(line for line in err.splitlines() if any(s in line for s in _UNREACHABLE))
-            raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: "
-                                    f"{line.strip().removeprefix('psql: error: ')}")
-        raise DrillError(f"restore into {name} failed: {_last_line(err)}")
+            _raise_for(name, tool, tool.finish())
 
     def dump_globals(self, out: Path) -> None:
         """Write the roles and tablespaces (``pg_dumpall --globals-only``), gzipped, to ``out``."""
@@ -242,6 +247,18 @@ def is_archive(path: Path) -> bool:
         return (path / "toc.dat").exists()
     with open(path, "rb") as fh:
         return fh.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC
+
+
+def _raise_for(name: str, tool: Tool, code: int) -> None:
+    """Raise the one-line reason of a restoring tool that ended with ``code`` (nothing when 0)."""
+    if code == 0:
+        return
+    err = tool.stderr
+    if any(sign in err for sign in _UNREACHABLE):
+        line = next(line for line in err.splitlines() if any(s in line for s in _UNREACHABLE))
+        raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: "
+                                f"{line.strip().removeprefix('psql: error: ')}")
+    raise DrillError(f"restore into {name} failed: {_last_line(err)}")
 
 
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
