@@ -1,9 +1,9 @@
 """Restore speed (issue 13): the harness's Drill 1, its backup job and Drill 2's replay against the
 paper procedure and the tools' own floor, in one run on the same data and server.
 
-Starts a sandbox of its own (real PostgreSQL; the S3 emulator in a process of its own, so the peak RSS
-is the harness's alone), fills superset_metadata to ``--size`` MB with benchmarks/generate.py, then
-times, in this order:
+Starts a sandbox of its own (real PostgreSQL; real MinIO where scripts/real-services.sh provisioned it,
+else the S3 emulator in a process of its own: either way the peak RSS is the harness's alone), fills
+superset_metadata to ``--size`` MB with benchmarks/generate.py, then times, in this order:
 
 1. backups: ``pg_dump | gzip -1`` (the reference), the harness's backup job (plain ``.sql.gz``), the
    harness's job writing the custom format, and ``pg_dump -Fc`` (the floor's archive);
@@ -51,9 +51,10 @@ from akko_dr.policy import load_policy
 from akko_dr.ports import BackupObject, DatabaseFingerprint
 from akko_dr.sandbox import start_sandbox
 from akko_dr.sandbox.emulator import _ProcessServer
+from akko_dr.sandbox.platform import RealServers
 from akko_dr.sandbox.seed import schema_sql
 from akko_dr.targets import new_run_id
-from akko_dr.wiring import sandbox_target
+from akko_dr.wiring import real_servers, sandbox_target
 
 DB = "superset_metadata"
 # Drill 2's databases, as shares of half the main database's size: mixed, one as big as a third of all
@@ -234,30 +235,38 @@ class Bench:
             policy = replace(self.policy, databases={name: self.policy.database(DB)} | self.policy.databases)
             backups[name] = backup_database(policy, db, self.sandbox.store, name, self.work)
         seq = replay(db, self.sandbox.store, backups, 1, "seq", self.work)
+        one_core = replay(db, self.sandbox.store, backups, 1, "seq1", self.work, jobs=1)
         par = replay(db, self.sandbox.store, backups, cores(), "par", self.work)
         for name in backups:
             db.drop(name)
         self.rows += [(f"Drill 2 replay, {len(MIX)} databases of mixed size, sequential", seq, 1.0),
+                      ("— sequential, one core per database (a lone psql each, as before the sectioned "
+                       "restore)", one_core, one_core / seq),
                       (f"Drill 2 replay, parallel ({cores()} workers, biggest first)", par, par / seq)]
-        self.figures |= {"drill_2_sequential_s": seq, "drill_2_parallel_s": par,
-                         "drill_2_speed_up": seq / par}
+        self.figures |= {"drill_2_sequential_s": seq, "drill_2_sequential_one_core_s": one_core,
+                         "drill_2_parallel_s": par, "drill_2_speed_up": seq / par,
+                         "drill_2_speed_up_over_one_core": one_core / par}
 
 
 def run(size_mb: int, seed: int, rounds: int) -> dict[str, object]:
     policy = load_policy()
-    emulator = _ProcessServer()
+    minio = real_servers().minio  # real MinIO where provisioned, else the emulator in a process of its own
+    emulator = None if minio else _ProcessServer()
     work = Path(tempfile.mkdtemp(prefix="akko-bench-"))
     work.chmod(0o755)
     try:
-        with start_sandbox(policy, root=work / "sandbox", s3_endpoint=emulator.endpoint,
-                           consumers=(DB,), initial_backups=False) as sandbox:
+        with start_sandbox(policy, root=work / "sandbox", s3_endpoint=emulator.endpoint if emulator else None,
+                           servers=RealServers(minio=minio), consumers=(DB,),
+                           initial_backups=False) as sandbox:
             bench = Bench(sandbox, work)
+            bench.figures["object_store"] = sandbox.components["object-store"]
             t0 = time.monotonic()
             bench.figures["generated"] = generate(sandbox.db.dsn(DB), size_mb, seed)
             bench.figures["generate_s"] = time.monotonic() - t0
             return report(bench, size_mb, seed, rounds)
     finally:
-        emulator.stop()
+        if emulator:
+            emulator.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
@@ -310,7 +319,8 @@ def print_table(rows: list[tuple[str, float, float | None]], figures: dict[str, 
     rss, whole = f"{figures['peak_rss_mb']:.0f} MB", f"{figures['peak_rss_whole_run_mb']:.0f} MB"
     print(f"| harness peak RSS during Drill 1 (its own process; S3 emulator out of process) | {rss} | |")
     print(f"| peak RSS of the whole benchmark process (generator and backups included) | {whole} | |")
-    print(f"\nsizes: `pg_dump | gzip -1` {figures['ref_gz_bytes'] / 1e6:.1f} MB, harness .sql.gz "
+    print(f"\nobject store: {figures['object_store']}")
+    print(f"sizes: `pg_dump | gzip -1` {figures['ref_gz_bytes'] / 1e6:.1f} MB, harness .sql.gz "
           f"{figures['job_gz_bytes'] / 1e6:.1f} MB, custom archive {figures['archive_bytes'] / 1e6:.1f} MB; "
           f"fingerprint of {DB} alone {figures['fingerprint_s']:.2f}s")
     print("\n| target | result |\n| --- | --- |")

@@ -155,7 +155,7 @@ def test_a_server_with_room_for_one_more_connection_loads_with_one(sandbox: Sand
     def limited(database: str, autocommit: bool = True) -> psycopg.Connection:
         if database == name:
             if opened:
-                raise TargetUnavailable("PostgreSQL connection limit reached (test): too many clients already")
+                raise TargetUnavailable("PostgreSQL connection limit reached (test): too many clients")
             opened.append(database)
         return real(database, autocommit)
     name = scratch("limited")
@@ -171,3 +171,25 @@ def test_a_dump_of_the_schema_alone_restores_through_one_psql(sandbox: Sandbox, 
     name = scratch("schema")
     _restore(sandbox, name, schema)
     assert sandbox.db.fingerprint(name)["logs"]["rows"] == 0
+
+
+def test_rows_bracketed_by_statements_of_their_own_stay_in_order_and_never_stall(
+        sandbox: Sandbox, scratch, dump: Dump, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg_dump --disable-triggers brackets a table's rows with ALTER TABLE: those rows stay in the second
+    psql, after the statement (a trigger refusing every row proves the order), and its lock never stalls
+    another connection's COPY."""
+    monkeypatch.setattr(pg_sections, "BLOCK", 64 << 10)
+    schema, header, data = dump.sql.partition(b"--\n-- Data for Name:")
+    head, copy, rest = (header + data).partition(b"COPY public.logs ")
+    rows, end, tail = rest.partition(b"\n\\.\n")
+    sql = (schema + REFUSING_TRIGGER + head + b"ALTER TABLE public.logs DISABLE TRIGGER ALL;\n\n" + copy
+           + rows + end + b"ALTER TABLE public.logs ENABLE TRIGGER ALL;\n" + tail)
+    name = scratch("bracketed")
+    _restore(sandbox, name, sql)
+    assert sandbox.db.fingerprint(name) == dump.source.tables
+
+
+REFUSING_TRIGGER = (b"CREATE FUNCTION public.refuse_rows() RETURNS trigger LANGUAGE plpgsql AS "
+                    b"$$BEGIN RAISE EXCEPTION 'a trigger fired during the restore'; END$$;\n"
+                    b"CREATE TRIGGER refuse BEFORE INSERT ON public.logs FOR EACH ROW "
+                    b"EXECUTE FUNCTION public.refuse_rows();\n\n")

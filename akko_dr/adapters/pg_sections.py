@@ -6,7 +6,9 @@ in one transaction and is committed; then the rows of each ``COPY`` block are cu
 blocks of about 1 MB and dealt to up to ``jobs`` connections, each loading them with a ``COPY`` of its
 own into the same table, so a table as large as the whole database loads on every core. Whatever is
 not ``COPY`` rows, and the post-data once every ``COPY`` committed, runs through a second psql, again in
-one transaction. Nothing is held whole: a few blocks per connection at most.
+one transaction. Nothing is held whole: a few blocks per connection at most. A table's rows that come
+after a statement of their own (``--disable-triggers`` brackets them with ``ALTER TABLE``) stay in that
+psql, in order: a lock its transaction holds could otherwise stall the connections.
 
 The restore is no longer one transaction: a failure leaves the database half-restored, and the caller
 drops it (the scratch database of a drill). Each psql runs with ``ON_ERROR_STOP``, so the first error
@@ -95,14 +97,17 @@ class SectionedRestore:
         """The data and post-data: rows to the loaders, every other line to the second psql."""
         for line in self._preamble:
             _write(psql, line)
-        in_data = True
+        in_data, bare = True, False  # bare: a TABLE DATA entry with nothing but comments before its COPY
         for line in rows:
-            if in_data and _COPY.match(line):
+            if in_data and bare and _COPY.match(line):
                 self._copy(line[:-2], rows)
+                bare = False
                 continue
-            if in_data and (kind := _entry_type(line)) is not None and kind not in _DATA:
+            kind = _entry_type(line)
+            if in_data and kind is not None and kind not in _DATA:
                 in_data = False
                 self._stop_loaders()  # every COPY committed before the indexes and constraints
+            bare = kind == b"TABLE DATA" or (bare and line.startswith((b"--", b"\n")))
             _write(psql, line)
             yield
         self._stop_loaders()

@@ -106,16 +106,17 @@ def restore_jobs(workers: int) -> int:
 
 
 def replay(db: Database, store: ObjectStore, backups: dict[str, BackupObject], workers: int, suffix: str,
-           spool: Path) -> float:
+           spool: Path, jobs: int | None = None) -> float:
     """Replay ``backups`` from the object store into scratch databases ``<name>__<suffix>`` with
-    ``workers`` at once, the biggest first; drop them. Returns the wall time (download included)."""
+    ``workers`` at once, the biggest first, each with ``jobs`` cores (the cores shared out by default);
+    drop them. Returns the wall time (download included)."""
 
     def one(name: str) -> None:
         scratch = f"{name}__{suffix}"
         db.drop(scratch)
         db.create(scratch)
         with BackupStream(store, backups[name], spool / f"{scratch}.archive") as stream:
-            restore_into(db, scratch, stream, restore_jobs(workers))
+            restore_into(db, scratch, stream, jobs or restore_jobs(workers))
 
     t0 = time.monotonic()
     try:
