@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ("playbook_s", "floor_s", "drill_1_plain", "drill_1_custom", "backup_job_s", "backup_ref_s",
-           "peak_rss_mb", "drill_2_sequential_s", "drill_2_parallel_s", "targets")
+           "peak_rss_mb", "drill_2_sequential_s", "drill_2_sequential_one_core_s", "drill_2_parallel_s",
+           "object_store", "targets")
 
 
 def test_the_restore_speed_benchmark_runs_on_a_small_database() -> None:

@@ -55,7 +55,7 @@ def test_a_copy_block_is_cut_at_line_ends_and_ends_at_its_end_of_data_line(
         rest = b"".join(reader)
     finally:
         pg_sections.BLOCK = block
-    assert b"".join(blocks) == data and all(b.endswith(b"\n") for b in blocks)
+    assert b"".join(blocks) == data and all(bytes(b).endswith(b"\n") for b in blocks)
     assert rest == tail
 
 

@@ -30,7 +30,7 @@ from akko_dr.adapters.pg_tools import Tool
 from akko_dr.errors import DrillError, TargetUnavailable
 
 BLOCK = 1 << 20  # bytes read, and rows dealt to one connection, at a time
-QUEUED = 4  # blocks waiting per connection (bounds the memory to jobs * QUEUED * BLOCK)
+QUEUED = 2  # blocks waiting per connection (bounds the memory to jobs * QUEUED * BLOCK)
 _HEADER = re.compile(rb"^-- (?:Data for )?Name: .*?; Type: (.*?); Schema: .*?; Owner: .*$")
 _DATA = {b"TABLE DATA", b"SEQUENCE SET", b"BLOBS", b"BLOB", b"BLOB METADATA", b"LARGE OBJECT"}
 _COPY = re.compile(rb"^COPY .+ FROM stdin;\n$")
@@ -179,24 +179,25 @@ class _Rows:
                 self.done = True
                 return
 
-    def copy_blocks(self) -> Iterator[bytes]:
-        """The rows up to the end-of-data line ``\\.`` (consumed), in blocks of whole lines."""
+    def copy_blocks(self) -> Iterator[memoryview]:
+        """The rows up to the end-of-data line ``\\.`` (consumed), in blocks of whole lines (views of
+        what was read: no copy)."""
         pending, self._buffer, self._at = self._buffer[self._at:], b"", 0
         while True:
-            cut = pending.rfind(b"\n") + 1
-            rows, rest = pending[:cut], pending[cut:]
-            end = 0 if rows.startswith(b"\\.\n") else rows.find(b"\n\\.\n") + 1
-            if end or rows.startswith(b"\\.\n"):
-                if end:
-                    yield rows[:end]
-                self._buffer = rows[end + 3:] + rest
+            if pending.startswith(b"\\.\n"):
+                self._buffer = pending[3:]
                 return
-            if rows:
-                yield rows
+            cut = pending.rfind(b"\n") + 1
+            if end := pending.find(b"\n\\.\n", 0, cut) + 1:
+                yield memoryview(pending)[:end]
+                self._buffer = pending[end + 3:]
+                return
+            if cut:
+                yield memoryview(pending)[:cut]
             block = self._reader.read(BLOCK)
             if not block:
                 raise DrillError("the dump ends inside the rows of a table (no end-of-data line)")
-            pending = rest + block
+            pending = pending[cut:] + block
 
 
 class _Loader:
