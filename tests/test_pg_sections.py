@@ -193,3 +193,13 @@ REFUSING_TRIGGER = (b"CREATE FUNCTION public.refuse_rows() RETURNS trigger LANGU
                     b"$$BEGIN RAISE EXCEPTION 'a trigger fired during the restore'; END$$;\n"
                     b"CREATE TRIGGER refuse BEFORE INSERT ON public.logs FOR EACH ROW "
                     b"EXECUTE FUNCTION public.refuse_rows();\n\n")
+
+
+def test_a_bug_in_a_loader_is_raised_as_a_harness_error_and_never_hangs(
+        sandbox: Sandbox, scratch, dump: Dump, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: object, statement: object) -> None:
+        raise RuntimeError("a bug in the loader")
+    monkeypatch.setattr(pg_sections, "BLOCK", 64 << 10)
+    monkeypatch.setattr(pg_sections._Loader, "_load", broken)
+    with pytest.raises(RuntimeError, match="a bug in the loader"):
+        _restore(sandbox, scratch("bug"), dump.sql)

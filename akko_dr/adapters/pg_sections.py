@@ -204,9 +204,14 @@ class _Loader:
     """A connection loading the COPY blocks it is given, in a thread of its own."""
 
     def __init__(self, conn: psycopg.Connection, database: str, session: bytes) -> None:
-        self._conn, self._database, self.error = conn, database, None
+        self._conn, self._database = conn, database
+        self.error: Exception | None = None
         if session:
-            conn.execute(session)
+            try:
+                conn.execute(session)
+            except psycopg.Error as err:
+                conn.close()
+                raise _reason(err, database) from None
         self._queue: queue.Queue[object] = queue.Queue(QUEUED)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -231,6 +236,8 @@ class _Loader:
                 self._load(item)
             except psycopg.Error as err:
                 self.error = _reason(err, self._database)
+            except Exception as err:  # a harness bug: raised as it is (never a refused backup), never hangs
+                self.error = err
 
     def _load(self, statement: object) -> None:
         assert isinstance(statement, bytes), "a loader's COPY begins with its statement"
