@@ -1,4 +1,5 @@
-"""What a plain-SQL dump holds, read from its own text: the server it came from, its tables and rows.
+"""What a dump holds, read from its own text (a custom archive: from its table of contents): the server
+it came from, its tables and rows.
 
 A "successful" job can upload a dump that holds nothing (GitLab, 2017): a backup is counted only when it
 holds at least one table with rows, and a restore is refused before it starts when the dump cannot
@@ -16,6 +17,9 @@ _TABLE = re.compile(rb"^CREATE (?:UNLOGGED )?TABLE ")
 _TABLE_ANYWHERE = re.compile(rb"^CREATE (?:UNLOGGED )?TABLE ", re.M)
 _COPY = re.compile(rb"^COPY \S.* FROM stdin;")
 _INSERT = re.compile(rb"^INSERT INTO ")
+_LISTED_FROM = re.compile(r"^;\s+Dumped from database version: (\d+)(?:\.(\d+))?", re.M)
+_LISTED_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE ", re.M)
+_LISTED_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA ", re.M)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,16 @@ def scan(lines: Iterable[bytes]) -> DumpContent:
         elif _INSERT.match(line):
             return DumpContent(server, table, True, size)
     return DumpContent(server, table, False, size)
+
+
+def scan_listing(listing: str) -> DumpContent:
+    """What a custom-format archive holds, from its table of contents (``pg_restore --list``): the source
+    server, whether it defines a table, whether it carries table data (``sql_bytes``: the listing's size)."""
+    server = None
+    if m := _LISTED_FROM.search(listing):
+        server = m[1] + (f".{m[2]}" if m[2] else "")
+    return DumpContent(server, _LISTED_TABLE.search(listing) is not None,
+                       _LISTED_DATA.search(listing) is not None, len(listing))
 
 
 def emptiness(content: DumpContent, key: str) -> str | None:

@@ -353,6 +353,8 @@ def test_a_live_target_reads_credentials_from_env_and_secrets(cluster: KubeClust
                                                              policy: Policy, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     access, secret_value = sandbox.s3_keys()  # the sandbox store's own keys (real MinIO checks them)
+    if sandbox.s3_users is None:  # the emulator takes any key: one distinctive enough to be found if it leaks
+        secret_value = f"emulated-{secrets.token_hex(8)}"
     _secret(cluster, "akko-minio", **{"secret-key": secret_value})
     monkeypatch.setenv("AKKO_TEST_S3_ACCESS", access)
     tf = load_target_file(_target_file(tmp_path, cluster, sandbox))

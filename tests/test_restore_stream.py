@@ -133,3 +133,56 @@ def test_a_dump_whose_head_shows_no_table_and_restores_none_is_refused(target: T
     comments = b"-- Dumped from database version 17.2\n" + b"-- nothing but comments\n" * 800_000
     drill = refused_late(target, lambda _t, _n, _gz: gzip.compress(comments), "none", "holds no table")
     assert any("abort: scratch database dropped" in line for line in drill.log), drill.log
+
+
+# -- custom-format archives: refused by their table of contents, before any scratch database -----------
+
+def _archive_of(target: Target, database: str) -> bytes:
+    out = target.workdir / f"{database}-{new_run_id()}.dump"
+    target.db.dump(database, out, "custom")
+    try:
+        return out.read_bytes()
+    finally:
+        out.unlink()
+
+
+def _empty_archive(target: Target, _newest: BackupObject, _gz: bytes) -> bytes:
+    """What a job that dumped an empty database (the wrong one, or one just re-created) uploads."""
+    name = f"empty_{new_run_id()}"
+    target.db.create(name)
+    try:
+        return _archive_of(target, name)
+    finally:
+        target.db.drop(name)
+
+
+def _newer_archive(target: Target, _newest: BackupObject, _gz: bytes) -> bytes:
+    """A real archive whose header says a server one major version newer than the target dumped it."""
+    version = target.db.server_version()
+    major = int(version.split(".")[0])
+    newer = f"{major + 1}.{version.split('.', 1)[1]}" if "." in version else str(major + 1)
+    return _archive_of(target, "superset_metadata").replace(version.encode(), newer.encode(), 1)
+
+
+@pytest.mark.parametrize("body, reason", [
+    (_empty_archive, r"holds no table \(its table of contents lists none\)"),
+    (_newer_archive, "newer than the restore target's"),
+    (lambda _t, _n, _gz: b"PGDMP" + bytes([9, 0, 0, 4, 8, 1]) + bytes(64),
+     r"is corrupt: pg_restore cannot read it \(.*unsupported version \(9\.0\)"),
+], ids=["an empty database's archive", "an archive from a newer server", "an archive with a damaged header"])
+def test_a_custom_archive_that_cannot_be_restored_is_refused_before_any_scratch_database(
+        target: Target, body: Callable[[Target, BackupObject, bytes], bytes], reason: str) -> None:
+    drill = refused_late(target, body, "none", reason)
+    assert not any("scratch database" in line for line in drill.log), drill.log
+
+
+def _newer_format(target: Target, _newest: BackupObject, _gz: bytes) -> bytes:
+    """A real archive whose header names an archive format newer than any pg_restore here reads."""
+    archive = _archive_of(target, "superset_metadata")
+    return archive[:5] + bytes([1, 99]) + archive[7:]
+
+
+def test_an_archive_no_local_pg_restore_reads_is_left_to_the_restore_which_refuses_it(target: Target) -> None:
+    drill = refused_late(target, _newer_format, "none", r"unsupported version \(1\.99\)")
+    assert any("table of contents not read here" in line for line in drill.log), drill.log
+    assert any("abort: scratch database dropped" in line for line in drill.log), drill.log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from psycopg import sql as q
 from akko_dr.adapters.pg_fingerprint import PgFingerprinter, newest_pg_dump
 from akko_dr.adapters.pg_sections import SectionedRestore
 from akko_dr.adapters.pg_tools import Tool
+from akko_dr.dump_content import DumpContent, scan_listing
 from akko_dr.dumpstream import ARCHIVE_MAGIC, gzip_to
 from akko_dr.errors import DrillError, TargetUnavailable
 from akko_dr.ports import CANARY_TABLE, Catalog, DatabaseFingerprint, Fingerprint
@@ -159,6 +161,22 @@ class PostgresDatabase:
             return
         cmd = self._psql(name, str(dump) if isinstance(dump, Path) else "-")
         self._restore(name, cmd, None if isinstance(dump, Path) else dump, jobs)
+
+    def archive_content(self, archive: Path) -> DumpContent | None:
+        """What a custom-format archive holds, from ``pg_restore --list`` (no server involved). None when no
+        local pg_restore can read its format (none installed, or the archive is of a newer format): the
+        restore itself decides then. An archive pg_restore cannot read otherwise raises why, in one line."""
+        tool = self._tool("pg_restore")
+        if shutil.which(tool) is None:
+            return None
+        proc = subprocess.run([tool, "--list", str(archive)], capture_output=True, text=True,
+                              errors="replace")
+        if proc.returncode == 0:
+            return scan_listing(proc.stdout)
+        line = _last_line(proc.stderr)
+        if re.search(r"unsupported version \(1\.\d+\)", line):  # format 1.x: a newer pg_dump than this tool
+            return None
+        raise DrillError(f"is corrupt: pg_restore cannot read it ({line})")
 
     def _psql(self, name: str, source: str) -> list[str]:
         """psql replaying ``source`` (a file, or ``-``: stdin) into ``name`` in one transaction."""

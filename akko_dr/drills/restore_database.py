@@ -136,7 +136,8 @@ class RestoreDatabaseDrill:
     def pull_latest_backup(self) -> BackupObject:
         """Open the newest dump as a stream and read its head: refused now when it is no dump, holds no
         table or comes from a newer server. The rest streams into the restore, its sha256 computed on
-        the way (a custom-format archive is spooled to a file first: ``pg_restore -j`` seeks in it)."""
+        the way (a custom-format archive is spooled to a file first, ``pg_restore -j`` seeks in it, and is
+        refused the same ways by its table of contents)."""
         self.backup = latest_backup(self.target.policy, self.target.store, self.database)
         spool = self.target.workdir / f"{self.run_id}-{self.database}.dump"
         self._files.append(spool)
@@ -151,12 +152,31 @@ class RestoreDatabaseDrill:
             content, whole = self._stream.head()
             self._table_seen = content.has_table
             self._refuse_unusable(content, whole)
+        elif content := self._archive_content(self._stream.archive):  # its table of contents says
+            self._table_seen = True
+            self._refuse_unusable(content, True)
         self._note(f"backup opened: s3://{self.backup.bucket}/{self.backup.key} ({self.backup.size} bytes, "
                    f"{self._describe(self._stream)})")
         if self.backup.unparsed:
             self._note(f"keys not parsed as dumps of {self.database} (storage.dump_key "
                        f"{self.target.policy.storage.dump_key.text!r}): {', '.join(self.backup.unparsed)}")
         return self.backup
+
+    def _archive_content(self, archive: Path) -> DumpContent | None:
+        """What a spooled archive holds (None: no local pg_restore reads its format, the restore decides);
+        one pg_restore cannot read, or whose table of contents lists no table, is refused before any
+        restore."""
+        try:
+            content = self.server.archive_content(archive)
+        except DrillError as err:
+            raise DrillError(f"backup {self.backup.key} {err}") from None
+        if content is None:
+            self._note("archive's table of contents not read here (no local pg_restore reads its format): "
+                       "the restore decides")
+        elif not content.has_table:
+            raise DrillError(f"backup {self.backup.key} holds no table (its table of contents lists none): "
+                             "nothing to restore")
+        return content
 
     @staticmethod
     def _describe(stream: BackupStream) -> str:
