@@ -18,7 +18,7 @@ from isal import igzip_threaded, isal_zlib
 
 from akko_dr import dump_content
 from akko_dr.dump_content import DumpContent
-from akko_dr.errors import DrillError, TargetUnavailable
+from akko_dr.errors import DrillError, TargetUnavailable, UnreadableDump
 from akko_dr.ports import BackupObject, Database, ObjectStore
 
 CHUNK = 1 << 20
@@ -218,6 +218,9 @@ def restore_into(db: Database, name: str, stream: BackupStream, jobs: int) -> No
         db.load(name, stream.archive or stream.sql, jobs)
     except TargetUnavailable:
         raise
+    except UnreadableDump as err:
+        stream.check()
+        raise DrillError(f"backup {stream.backup.key} is corrupt or truncated: {err}") from None
     except DrillError:
         stream.check()
         raise

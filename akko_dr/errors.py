@@ -33,6 +33,11 @@ class DrillError(AkkoDrError):
 DrillRefused = DrillError
 
 
+class UnreadableDump(DrillError):
+    """The restoring tool could not read the dump itself (a truncated or damaged archive): the drill names
+    the backup as damaged, never the restore as failed."""
+
+
 class TargetUnavailable(DrillError):
     """A part of the drill target (S3, PostgreSQL, cluster) cannot be reached."""
 

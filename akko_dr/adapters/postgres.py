@@ -20,7 +20,7 @@ from akko_dr.adapters.pg_sections import SectionedRestore
 from akko_dr.adapters.pg_tools import Tool
 from akko_dr.dump_content import DumpContent, scan_listing
 from akko_dr.dumpstream import ARCHIVE_MAGIC, gzip_to
-from akko_dr.errors import DrillError, TargetUnavailable
+from akko_dr.errors import DrillError, TargetUnavailable, UnreadableDump
 from akko_dr.ports import CANARY_TABLE, Catalog, DatabaseFingerprint, Fingerprint
 
 
@@ -174,7 +174,7 @@ class PostgresDatabase:
         if proc.returncode == 0:
             return scan_listing(proc.stdout)
         line = _last_line(proc.stderr)
-        if re.search(r"unsupported version \(1\.\d+\)", line):  # format 1.x: a newer pg_dump than this tool
+        if _NEWER_FORMAT.search(line):
             return None
         raise DrillError(f"is corrupt: pg_restore cannot read it ({line})")
 
@@ -276,9 +276,18 @@ def _raise_for(name: str, tool: Tool, code: int) -> None:
         line = next(line for line in err.splitlines() if any(s in line for s in _UNREACHABLE))
         raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: "
                                 f"{line.strip().removeprefix('psql: error: ')}")
-    raise DrillError(f"restore into {name} failed: {_last_line(err)}")
+    line = _last_line(err)
+    if Path(str(tool.proc.args[0])).name == "pg_restore" and _UNREADABLE.search(line):
+        raise UnreadableDump(f"pg_restore cannot read it ({line})")
+    raise DrillError(f"restore into {name} failed: {line}")
 
 
+_NEWER_FORMAT = re.compile(r"unsupported version \(1\.\d+\)")  # format 1.x, newer than this pg_restore
+# pg_restore's words for an archive it cannot read on (pg_backup_custom.c, compress_*.c, pg_backup_archiver.c)
+_UNREADABLE = re.compile(r"could not read from input file|could not (?:un|de)compress|corrupt archive|"
+                         r"could not find block ID|unexpected block ID|unrecognized data block type|"
+                         r"unexpected end of file|error during file seek|magic string|"
+                         r"unsupported version \((?!1\.)")  # 1.x: a format newer than this pg_restore
 _UNREACHABLE = ("connection to server", "server closed the connection", "terminating connection",
                 "Is the server running")
 
@@ -288,10 +297,12 @@ def _last_line(text: str) -> str:
     (psql follows an error with the statement and a caret)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     errors = [line for line in lines if any(mark in line for mark in _ERROR_MARKS)]
-    return (errors or lines or ["no error output"])[-1]
+    causes = [line for line in errors if not line.endswith(_CONSEQUENCES)]
+    return (causes or errors or lines or ["no error output"])[-1]
 
 
 _ERROR_MARKS = ("ERROR:", "FATAL:", "PANIC:", "error:")
+_CONSEQUENCES = ("a worker process died unexpectedly",)  # pg_restore -j's leader, after a worker's own error
 
 
 class CanaryTable:
