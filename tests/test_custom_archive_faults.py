@@ -17,6 +17,7 @@ from akko_dr.ports import BackupObject
 from akko_dr.sandbox.fault_dumps import BadDump
 from akko_dr.sandbox.platform import Sandbox
 from akko_dr.targets import Target, new_run_id
+from tests.test_restore_stream import archive_of
 
 
 @pytest.fixture
@@ -45,12 +46,7 @@ def _flipped(_t: Target, _n: BackupObject, archive: bytes) -> bytes:
 def _other_database(target: Target, newest: BackupObject, _archive: bytes) -> bytes:
     """A real archive of another database, under this one's name."""
     other = next(name for name in target.policy.databases if name != newest.database)
-    out = target.workdir / f"{other}-{new_run_id()}.dump"
-    target.db.dump(other, out, "custom")
-    try:
-        return out.read_bytes()
-    finally:
-        out.unlink()
+    return archive_of(target, other)
 
 
 def _header_only(_t: Target, _n: BackupObject, _archive: bytes) -> bytes:

@@ -137,7 +137,7 @@ def test_a_dump_whose_head_shows_no_table_and_restores_none_is_refused(target: T
 
 # -- custom-format archives: refused by their table of contents, before any scratch database -----------
 
-def _archive_of(target: Target, database: str) -> bytes:
+def archive_of(target: Target, database: str) -> bytes:
     out = target.workdir / f"{database}-{new_run_id()}.dump"
     target.db.dump(database, out, "custom")
     try:
@@ -151,7 +151,7 @@ def _empty_archive(target: Target, _newest: BackupObject, _gz: bytes) -> bytes:
     name = f"empty_{new_run_id()}"
     target.db.create(name)
     try:
-        return _archive_of(target, name)
+        return archive_of(target, name)
     finally:
         target.db.drop(name)
 
@@ -161,7 +161,7 @@ def _newer_archive(target: Target, _newest: BackupObject, _gz: bytes) -> bytes:
     version = target.db.server_version()
     major = int(version.split(".")[0])
     newer = f"{major + 1}.{version.split('.', 1)[1]}" if "." in version else str(major + 1)
-    return _archive_of(target, "superset_metadata").replace(version.encode(), newer.encode(), 1)
+    return archive_of(target, "superset_metadata").replace(version.encode(), newer.encode(), 1)
 
 
 @pytest.mark.parametrize("body, reason", [
@@ -178,7 +178,7 @@ def test_a_custom_archive_that_cannot_be_restored_is_refused_before_any_scratch_
 
 def _newer_format(target: Target, _newest: BackupObject, _gz: bytes) -> bytes:
     """A real archive whose header names an archive format newer than any pg_restore here reads."""
-    archive = _archive_of(target, "superset_metadata")
+    archive = archive_of(target, "superset_metadata")
     return archive[:5] + bytes([1, 99]) + archive[7:]
 
 
