@@ -2,8 +2,9 @@
 
 Rows: per table the row count and the sum of 64-bit row hashes (``hash_record_extended``) as numeric:
 order-independent, computed in SQL without sorting, the tables spread over several connections that share
-one exported snapshot. A column whose value is an object's OID (``regclass``, ``regtype``, ...) is hashed
-by its text form, the name a restore keeps while the OID changes. A materialized view holds derived rows
+one exported snapshot. A column whose value hashes by an OID a restore changes (an enum: its label's
+OID; ``regclass``, ``regtype``, ...; arrays, domains, composites and ranges of them) is hashed by its text
+form, which a restore keeps. A materialized view holds derived rows
 that a dump does not carry (a restore refreshes it from its definition, so a view stale at backup time
 comes back fresher): it counts as populated or not, and its definition is compared with the catalog.
 
@@ -35,10 +36,24 @@ MAX_WORKERS = 4  # connections hashing tables at once (bounded by the cores too)
 
 CHUNK_PAGES = 1024  # a table larger than this (8 MB of 8 kB pages) is hashed in block ranges, in parallel
 CHUNKS_PER_WORKER = 4  # a large table is cut in at least this many ranges per connection (balance)
+# Types whose values hash by an OID that a restore changes: enums (each label is a pg_enum row), the reg*
+# types, and the arrays, domains, composites and ranges built on them.
 _RELATIONS = """
+WITH RECURSIVE built_on(child, parent) AS (
+    SELECT oid, typelem FROM pg_type WHERE typelem <> 0
+    UNION ALL SELECT oid, typbasetype FROM pg_type WHERE typbasetype <> 0
+    UNION ALL SELECT t.oid, a.atttypid FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+              WHERE t.typrelid <> 0 AND a.attnum > 0
+    UNION ALL SELECT rngtypid, rngsubtype FROM pg_range
+), by_oid(oid) AS (
+    SELECT oid FROM pg_type WHERE typtype = 'e' OR (typnamespace = 'pg_catalog'::regnamespace
+                                                    AND typname LIKE 'reg%' AND typcategory <> 'A')
+  UNION
+    SELECT e.child FROM built_on e JOIN by_oid b ON e.parent = b.oid
+)
 SELECT n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int,
        EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-               AND a.atttypid::regtype::text LIKE 'reg%')
+               AND a.atttypid IN (SELECT oid FROM by_oid))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg_toast%'
