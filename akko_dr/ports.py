@@ -18,6 +18,7 @@ from akko_dr.errors import DrillError
 
 Fingerprint = dict[str, dict[str, object]]  # table -> {"rows": int, "checksum": str}; matview -> POPULATED
 POPULATED = {"materialized view": "populated"}  # its rows are derived: a restore refreshes them
+HASHED_AS_TEXT = {"hashed": "as text"}  # added to a table's entry whose rows were hashed by their text form
 Catalog = dict[str, dict[str, str]]  # category -> object -> digest (or position) of its normalised definition
 DUMP_SUFFIXES = (".sql.gz", ".dump", ".sql", ".tar")  # what a dump key may end with (its format)
 CANARY_TABLE = "dr_canary"  # where a canary writer commits its heartbeat rows; never part of a comparison

@@ -93,3 +93,4 @@ def test_an_awkward_database_restores_equal_to_its_source(
     restored = sandbox.db.fingerprint(name)
     assert compare(source.tables, source.catalog, restored, sandbox.db.catalog(name)) == []
     assert {"events_2025", "no_columns", "child", "guarded", "event_days", "moods"} <= set(restored)
+    assert restored["moods"]["hashed"] == "as text" and "hashed" not in restored["events_2025"]

@@ -5,8 +5,8 @@ a schema-only dump is described."""
 from datetime import UTC, datetime, timedelta
 
 from akko_dr.adapters.pg_fingerprint import describe_schema
-from akko_dr.fidelity import categories, compare, implausible_rows, stale_write
-from akko_dr.ports import POPULATED
+from akko_dr.fidelity import categories, compare, implausible_rows, rows_only, stale_write
+from akko_dr.ports import HASHED_AS_TEXT, POPULATED
 
 T0 = datetime(2031, 1, 1, tzinfo=UTC)
 ROWS = {"dashboards": {"rows": 40, "checksum": "12"}, "logs": {"rows": 2000, "checksum": "-7"}}
@@ -72,6 +72,17 @@ def test_an_older_manifest_without_a_catalog_compares_rows_only() -> None:
     assert compare(ROWS, {}, ROWS, {"privileges": {"ACL a": "1"}}) == []
     changed = ROWS | {"logs": {"rows": 2000, "checksum": "8"}}
     assert compare(ROWS, {}, changed, {}) == ["table rows: differing logs"]
+
+
+def test_a_checksum_an_older_manifest_bound_to_oids_compares_by_row_count_only() -> None:
+    """Before HASHED_AS_TEXT a table with an enum column was hashed by its labels' OIDs."""
+    moods = {"rows": 3, "checksum": "991"}
+    now = {"rows": 3, "checksum": "-4"} | HASHED_AS_TEXT
+    assert compare({"moods": moods}, {}, {"moods": now}, {}) == []
+    assert rows_only({"moods": moods} | ROWS, {"moods": now} | ROWS) == ["moods"]
+    assert compare({"moods": moods}, {}, {"moods": now | {"rows": 2}}, {}) == ["table rows: differing moods"]
+    assert compare({"moods": now}, {}, {"moods": now | {"checksum": "5"}}, {}) == [
+        "table rows: differing moods"]
 
 
 def test_a_plausible_row_count_is_not_zero_and_within_the_ratio_of_the_source() -> None:

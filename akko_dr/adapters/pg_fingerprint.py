@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql as q
 
 from akko_dr.errors import DrillError
-from akko_dr.ports import POPULATED, Catalog, DatabaseFingerprint, Fingerprint
+from akko_dr.ports import HASHED_AS_TEXT, POPULATED, Catalog, DatabaseFingerprint, Fingerprint
 
 MAX_WORKERS = 4  # connections hashing tables at once (bounded by the cores too)
 
@@ -167,6 +167,7 @@ class PgFingerprinter:
                     for part in _parts(*row, self.workers * CHUNKS_PER_WORKER)]
             derived = {_key(schema, view): POPULATED for schema, view in conn.execute(_MATVIEWS).fetchall()}
         totals: dict[str, tuple[int, int]] = {}
+        by_text: set[str] = set()
         lock = threading.Lock()
 
         def worker() -> None:
@@ -176,16 +177,19 @@ class PgFingerprinter:
                         if not todo:
                             return
                         part = todo.pop(0)
-                    rows, checksum = _hash_part(conn, part)
+                    rows, checksum, as_text = _hash_part(conn, part)
                     key = _key(part[0], part[1])
                     with lock:
                         had = totals.get(key, (0, 0))
                         totals[key] = (had[0] + rows, had[1] + checksum)
+                        if as_text:
+                            by_text.add(key)
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for done in [pool.submit(worker) for _ in range(min(self.workers, len(todo)) or 1)]:
                 done.result()
-        rows = {key: {"rows": rows, "checksum": str(total)} for key, (rows, total) in totals.items()}
+        rows = {key: {"rows": rows, "checksum": str(total)} | (HASHED_AS_TEXT if key in by_text else {})
+                for key, (rows, total) in totals.items()}
         return dict(sorted({**rows, **derived}.items()))
 
     def _in_snapshot(self, name: str, snapshot: str) -> psycopg.Connection:
@@ -237,9 +241,10 @@ def _parts(schema: str, table: str, pages: int, by_text: bool, cuts: int) -> lis
     return [(schema, table, lo, hi, by_text) for lo, hi in zip(starts, ends, strict=True)]
 
 
-def _hash_part(conn: psycopg.Connection, part: Part) -> tuple[int, int]:
-    """Row count and the sum of the rows' 64-bit hashes of one table or block range; by their text
-    form when a column holds OIDs, or its type has no hash function (json, point, ...)."""
+def _hash_part(conn: psycopg.Connection, part: Part) -> tuple[int, int, bool]:
+    """Row count and the sum of the rows' 64-bit hashes of one table or block range, and whether they
+    were hashed by their text form: when a column's values hash by OIDs, or its type has no hash function
+    (json, point, ...)."""
     schema, table, lo, hi, by_text = part
     where = q.SQL("")
     if lo is not None:
@@ -248,14 +253,13 @@ def _hash_part(conn: psycopg.Connection, part: Part) -> tuple[int, int]:
             where += q.SQL(" AND t.ctid < {}::tid").format(q.Literal(f"({hi},0)"))
     ident = q.Identifier(schema, table)
     if by_text:
-        return _count_and_sum(conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone())
+        return *_count_and_sum(conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()), True
     conn.execute("SAVEPOINT fp")
     try:
-        row = conn.execute(q.SQL(_HASHED).format(ident) + where).fetchone()
+        return *_count_and_sum(conn.execute(q.SQL(_HASHED).format(ident) + where).fetchone()), False
     except psycopg.errors.UndefinedFunction:
         conn.execute("ROLLBACK TO SAVEPOINT fp")
-        row = conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()
-    return _count_and_sum(row)
+        return *_count_and_sum(conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()), True
 
 
 def _count_and_sum(row: tuple) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from akko_dr.canary import wait_for_write
 from akko_dr.dump_content import DumpContent
 from akko_dr.dumpstream import BackupStream, restore_into
 from akko_dr.errors import DrillError
-from akko_dr.fidelity import categories, compare, implausible_rows, stale_write
+from akko_dr.fidelity import categories, compare, implausible_rows, rows_only, stale_write
 from akko_dr.measure import Measurement, utcnow, wait_for
 from akko_dr.policy import Database as PolicyDatabase
 from akko_dr.policy import format_duration
@@ -251,6 +251,9 @@ class RestoreDatabaseDrill:
         expected, recorded = self.backup.fingerprint, self.backup.catalog
         compared = categories(expected, recorded)
         how = f"manifest fingerprint taken in the dump's snapshot: {', '.join(compared)} compared"
+        if older := rows_only(expected, restored):
+            how += (f"; {', '.join(older)}: row counts only, their checksums recorded by an older "
+                    "fingerprint (bound to OIDs a restore changes)")
         return compare(expected, recorded, restored, catalog), how, compared
 
     def _plausibility(self, restored: Fingerprint) -> tuple[list[str], str, list[str]]:
