@@ -42,6 +42,8 @@ CREATE TYPE mood_span AS RANGE (subtype = mood);
 CREATE TABLE moods (p pair, c chosen_mood, span mood_span, seen mood[], rels regclass[]);
 INSERT INTO moods SELECT ROW('tense', g)::pair, 'calm', mood_span('calm', 'on fire'),
   ARRAY['on fire']::mood[], ARRAY['events'::regclass] FROM generate_series(1, 100) g;
+CREATE TABLE shapes (at point, doc json);
+INSERT INTO shapes SELECT point(g, -g), json_build_object('g', g) FROM generate_series(1, 500) g;
 CREATE TABLE no_columns ();
 INSERT INTO no_columns SELECT FROM generate_series(1, 7);
 CREATE TABLE parent (id int, note text);

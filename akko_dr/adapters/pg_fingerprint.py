@@ -252,14 +252,13 @@ def _hash_part(conn: psycopg.Connection, part: Part) -> tuple[int, int, bool]:
         if hi is not None:
             where += q.SQL(" AND t.ctid < {}::tid").format(q.Literal(f"({hi},0)"))
     ident = q.Identifier(schema, table)
-    if by_text:
-        return *_count_and_sum(conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()), True
-    conn.execute("SAVEPOINT fp")
-    try:
-        return *_count_and_sum(conn.execute(q.SQL(_HASHED).format(ident) + where).fetchone()), False
-    except psycopg.errors.UndefinedFunction:
-        conn.execute("ROLLBACK TO SAVEPOINT fp")
-        return *_count_and_sum(conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()), True
+    if not by_text:
+        conn.execute("SAVEPOINT fp")
+        try:
+            return *_count_and_sum(conn.execute(q.SQL(_HASHED).format(ident) + where).fetchone()), False
+        except psycopg.errors.UndefinedFunction:
+            conn.execute("ROLLBACK TO SAVEPOINT fp")
+    return *_count_and_sum(conn.execute(q.SQL(_TEXT_HASHED).format(ident) + where).fetchone()), True
 
 
 def _count_and_sum(row: tuple) -> tuple[int, int]:

@@ -152,7 +152,7 @@ class PostgresDatabase:
         if isinstance(dump, Path) and is_archive(dump):
             cmd = [self._tool("pg_restore"), "--exit-on-error", f"--jobs={max(jobs, 1)}",
                    "-d", self.dsn(name), str(dump)]
-            self._restore(name, cmd, None, jobs)
+            self._restore(name, cmd, None, jobs, archive=True)
             return
         if not isinstance(dump, Path) and jobs > 1:
             SectionedRestore(name, lambda: Tool(self._psql(name, "-"), stdin=True, env=restore_env(jobs)),
@@ -183,11 +183,12 @@ class PostgresDatabase:
         return [self._tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
                 "-d", self.dsn(name), "-f", source]
 
-    def _restore(self, name: str, cmd: list[str], stream: BinaryIO | None, jobs: int) -> None:
+    def _restore(self, name: str, cmd: list[str], stream: BinaryIO | None, jobs: int,
+                 archive: bool = False) -> None:
         with Tool(cmd, stdin=stream is not None, env=restore_env(jobs)) as tool:
             if stream is not None:
                 tool.feed(stream)
-            _raise_for(name, tool, tool.finish())
+            _raise_for(name, tool, tool.finish(), archive)
 
     def dump_globals(self, out: Path) -> None:
         """Write the roles and tablespaces (``pg_dumpall --globals-only``), gzipped, to ``out``."""
@@ -267,8 +268,9 @@ def is_archive(path: Path) -> bool:
         return fh.read(len(ARCHIVE_MAGIC)) == ARCHIVE_MAGIC
 
 
-def _raise_for(name: str, tool: Tool, code: int) -> None:
-    """Raise the one-line reason of a restoring tool that ended with ``code`` (nothing when 0)."""
+def _raise_for(name: str, tool: Tool, code: int, archive: bool = False) -> None:
+    """Raise the one-line reason of a restoring tool that ended with ``code`` (nothing when 0); for
+    ``archive`` (pg_restore), one it could not read on raises UnreadableDump."""
     if code == 0:
         return
     err = tool.stderr
@@ -277,7 +279,7 @@ def _raise_for(name: str, tool: Tool, code: int) -> None:
         raise TargetUnavailable(f"PostgreSQL unreachable during restore of {name}: "
                                 f"{line.strip().removeprefix('psql: error: ')}")
     line = _last_line(err)
-    if Path(str(tool.proc.args[0])).name == "pg_restore" and _UNREADABLE.search(line):
+    if archive and _UNREADABLE.search(line):
         raise UnreadableDump(f"pg_restore cannot read it ({line})")
     raise DrillError(f"restore into {name} failed: {line}")
 
